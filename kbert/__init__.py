@@ -1,0 +1,33 @@
+"""kbert: BERT end to end on Keras 3 / TensorFlow.
+
+Public names are resolved lazily, so `import kbert` is cheap and the model code
+(`kbert.layers`, `kbert.models`) never pulls in TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "BertConfig": "kbert.config",
+    "ConfigError": "kbert.config",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kbert' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_EXPORTS))
+
+
+__all__ = sorted(_EXPORTS)

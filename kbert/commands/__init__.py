@@ -1,0 +1,1 @@
+"""Sub-commands of the `kbert` command line; see `kbert/cli.py`."""
