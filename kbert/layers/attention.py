@@ -1,0 +1,141 @@
+"""Bidirectional multi-head self-attention with a padding mask (no causal mask).
+
+Fused projection layout (converters rely on it): the `qkv` Dense kernel is [H, 3H] with columns
+`query | key | value`, and each of the three H-wide blocks is split into heads in order
+head0..head{A-1}, i.e. the [.., 3H] projection reshapes to [.., 3, A, H/A]. A checkpoint with
+separate q/k/v kernels [H, H] (in -> out) converts by concatenating them along the output axis:
+`kernel = concat([q, k, v], axis=1)`, `bias = concat([bq, bk, bv])`.
+
+Example:
+    >>> import numpy as np
+    >>> from kbert.layers import MultiHeadSelfAttention
+    >>> attention = MultiHeadSelfAttention(hidden_size=8, num_heads=2)
+    >>> x = np.random.rand(1, 4, 8).astype("float32")
+    >>> out, probs = attention(x, padding_mask=np.array([[1, 1, 1, 0]]),
+    ...                        return_attention_scores=True)
+    >>> out.shape, probs.shape
+    ((1, 4, 8), (1, 2, 4, 4))
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+# A finite "minus infinity": a row whose keys are all padding then gets uniform weights
+# instead of NaN (the same convention as keras.ops.dot_product_attention's TF/JAX paths).
+_MASKED_LOGIT = -0.7 * 3.38953e38
+
+
+@keras.saving.register_keras_serializable(package="kbert")
+class MultiHeadSelfAttention(keras.layers.Layer):
+    """Self-attention over a [batch, seq, H] sequence, keys restricted by a padding mask.
+
+    Call args:
+        x: float [batch, seq, H].
+        padding_mask: optional int/bool [batch, seq], 1/True on real tokens. Padded positions are
+            never attended to; a row whose tokens are all padding attends uniformly (no NaN).
+        training: enables attention dropout.
+        return_attention_scores: also return the probabilities [batch, heads, seq, seq].
+
+    Returns float [batch, seq, H], or `(output, probs)` when scores are requested.
+
+    The default path is `keras.ops.dot_product_attention` (a fused kernel where the backend
+    has one); the explicit softmax path runs only when probabilities are requested or
+    attention dropout is active in training. Both give the same result.
+
+    Args:
+        hidden_size: H.
+        num_heads: A; H must be divisible by A.
+        attention_dropout: dropout rate on the attention probabilities.
+        kernel_initializer, bias_initializer: for the `qkv` and `output` Dense layers.
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        attention_dropout: float = 0.0,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if hidden_size % num_heads:
+            raise ValueError(
+                f"hidden_size ({hidden_size}) must be divisible by num_heads ({num_heads})")
+        self.hidden_size = int(hidden_size)
+        self.num_heads = int(num_heads)
+        self.head_size = self.hidden_size // self.num_heads
+        self.attention_dropout = float(attention_dropout)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+
+        self.qkv = keras.layers.Dense(3 * self.hidden_size, **self._dense_args(), name="qkv")
+        self.output_dense = keras.layers.Dense(self.hidden_size, **self._dense_args(),
+                                               name="output")
+        self.dropout = keras.layers.Dropout(self.attention_dropout, dtype=self.dtype_policy,
+                                            name="attention_dropout")
+
+    def _dense_args(self):
+        return dict(
+            kernel_initializer=keras.initializers.get(
+                keras.initializers.serialize(self.kernel_initializer)),
+            bias_initializer=keras.initializers.get(
+                keras.initializers.serialize(self.bias_initializer)),
+            dtype=self.dtype_policy,
+        )
+
+    def build(self, input_shape=None):
+        """Create every weight; `input_shape` [batch, seq, H] is optional (H is known)."""
+        if input_shape is not None and input_shape[-1] not in (None, self.hidden_size):
+            raise ValueError(
+                f"{self.name}: input width {input_shape[-1]} != hidden_size {self.hidden_size}")
+        self.qkv.build((None, None, self.hidden_size))
+        self.output_dense.build((None, None, self.hidden_size))
+
+    def call(self, x, padding_mask=None, training=None, return_attention_scores=False):
+        batch, seq = ops.shape(x)[0], ops.shape(x)[1]
+        qkv = ops.reshape(self.qkv(x), (batch, seq, 3, self.num_heads, self.head_size))
+        query, key, value = ops.unstack(qkv, 3, axis=2)  # each [batch, seq, heads, head_size]
+
+        mask = None
+        if padding_mask is not None:
+            # [batch, 1 (heads), 1 (queries), seq (keys)]
+            mask = ops.cast(padding_mask, "bool")[:, None, None, :]
+
+        explicit = return_attention_scores or (training and self.attention_dropout > 0)
+        if explicit:
+            context, probs = self._attend_explicit(query, key, value, mask, training)
+        else:
+            context = ops.dot_product_attention(query, key, value, mask=mask)
+            probs = None
+        output = self.output_dense(ops.reshape(context, (batch, seq, self.hidden_size)))
+        if return_attention_scores:
+            return output, probs
+        return output
+
+    def _attend_explicit(self, query, key, value, mask, training):
+        query = query * ops.cast(1.0 / math.sqrt(self.head_size), query.dtype)
+        logits = ops.einsum("bqnd,bknd->bnqk", query, key)
+        # Softmax in float32 even under a mixed policy: bf16 sums of probabilities drift.
+        logits = ops.cast(logits, "float32")
+        if mask is not None:
+            logits = ops.where(mask, logits, _MASKED_LOGIT)
+        probs = ops.softmax(logits, axis=-1)
+        dropped = self.dropout(ops.cast(probs, value.dtype), training=training)
+        context = ops.einsum("bnqk,bknd->bqnd", dropped, value)
+        return context, probs
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            hidden_size=self.hidden_size,
+            num_heads=self.num_heads,
+            attention_dropout=self.attention_dropout,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            bias_initializer=keras.initializers.serialize(self.bias_initializer),
+        )
+        return config
