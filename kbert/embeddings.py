@@ -1,0 +1,263 @@
+"""Contextual embeddings: one vector per token, per word or per text, from any encoder layer.
+
+Every token vector depends on the whole text it sits in ("bank" in "river bank" and in "bank
+account" get different vectors). Offsets are CHARACTER offsets into the original Python string:
+`text[record.start:record.end]` is the source of a token or word (accents, case and all).
+
+Conventions:
+  * `layer`: 0 = the embeddings output, 1..L = the output of block i, -1 = the last block
+    (negative indices count from the end, as in Python).
+  * token and word records exclude [CLS], [SEP] and [PAD].
+  * a word is a first piece plus its "##" continuation pieces (punctuation and each CJK
+    character are words of their own: the tokenizer splits them).
+  * sentence pooling "cls" takes the [CLS] vector; "mean" averages every non-padding position,
+    [CLS] and [SEP] included (the sentence-transformers definition; all-MiniLM-L6-v2's sentence
+    embedding is `sentences(texts, pooling="mean", normalize=True)`).
+  * an empty string has no tokens and no words; its sequence is `[CLS] [SEP]`, so its sentence
+    vector is still defined (the [CLS] vector, or the mean of [CLS] and [SEP]).
+  * a text longer than `max_length - 2` pieces is truncated with one `TruncationWarning` per
+    call naming the texts and how many pieces were dropped, or raises `TextTooLongError` when
+    `truncation="error"`. A word cut by the truncation keeps only its surviving pieces.
+
+Example:
+    >>> embedder = ContextualEmbedder.from_pretrained("path/to/all-MiniLM-L6-v2")  # doctest: +SKIP
+    >>> [w.word for w in embedder.words(["The river bank."])[0]]                   # doctest: +SKIP
+    ['The', 'river', 'bank', '.']
+    >>> embedder.sentences(["a", "b"], pooling="mean", normalize=True).shape       # doctest: +SKIP
+    (2, 384)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from typing import Sequence
+
+import numpy as np
+
+
+class TruncationWarning(UserWarning):
+    """Some texts were longer than the embedder's max_length; their tail was dropped."""
+
+
+class TextTooLongError(ValueError):
+    """A text is longer than max_length and truncation="error" was asked for."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenVector:
+    """One WordPiece token: `token` (the vocabulary piece, "##" kept), its id, the character
+    span `text[start:end]` it came from, and its float32 vector [H]."""
+
+    token: str
+    id: int
+    start: int
+    end: int
+    vector: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {"token": self.token, "id": self.id, "start": self.start, "end": self.end,
+                "vector": self.vector.tolist()}
+
+
+@dataclasses.dataclass(frozen=True)
+class WordVector:
+    """One word: `word` = `text[start:end]` (original characters), its pieces, its vector [H]."""
+
+    word: str
+    pieces: tuple[str, ...]
+    start: int
+    end: int
+    vector: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {"word": self.word, "pieces": list(self.pieces), "start": self.start,
+                "end": self.end, "vector": self.vector.tolist()}
+
+
+@dataclasses.dataclass
+class _Encoded:
+    """One text after tokenization: piece ids and character spans (post truncation)."""
+
+    ids: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+
+
+class ContextualEmbedder:
+    """Token, word and sentence vectors from a `BertEncoder` and its `BertTokenizer`.
+
+    Args:
+        encoder: a `kbert.models.BertEncoder`.
+        tokenizer: the `kbert.tokenization.BertTokenizer` its weights were trained with.
+        max_length: longest sequence fed to the encoder, [CLS] and [SEP] included (capped at
+            the encoder's max_position_embeddings).
+        batch_size: texts per encoder call (texts are grouped by length to limit padding).
+        truncation: "warn" (drop the tail, warn) or "error" (raise TextTooLongError).
+    """
+
+    def __init__(self, encoder, tokenizer, max_length: int = 512, batch_size: int = 32,
+                 truncation: str = "warn"):
+        config = encoder.bert_config
+        if len(tokenizer.vocab) != config.vocab_size:
+            raise ValueError(f"the tokenizer has {len(tokenizer.vocab)} entries but the encoder's "
+                             f"vocab_size is {config.vocab_size}")
+        if not isinstance(max_length, int) or max_length < 2:
+            raise ValueError(f"max_length must be an integer >= 2, got {max_length!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if truncation not in ("warn", "error"):
+            raise ValueError(f"truncation must be 'warn' or 'error', got {truncation!r}")
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.max_length = min(max_length, config.max_position_embeddings)
+        self.batch_size = batch_size
+        self.truncation = truncation
+        self._pieces = tokenizer.vocab.tokens
+        self._is_continuation = np.asarray(tokenizer.vocab.is_continuation, bool)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, **kwargs) -> "ContextualEmbedder":
+        """From a kbert model directory, a transformers BERT directory or a Google release."""
+        from kbert.convert import load_pretrained
+
+        encoder, tokenizer = load_pretrained(path)
+        return cls(encoder, tokenizer, **kwargs)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.encoder.bert_config.hidden_size
+
+    # ------------------------------------------------------------------ public API
+    def tokens(self, texts: Sequence[str], layer: int = -1) -> list[list[TokenVector]]:
+        """Per text, one TokenVector per WordPiece token (no [CLS]/[SEP]/[PAD])."""
+        encoded, states = self._run(texts, layer)
+        out = []
+        for enc, state in zip(encoded, states):
+            out.append([TokenVector(self._pieces[i], int(i), int(s), int(e), state[1 + k])
+                        for k, (i, s, e) in enumerate(zip(enc.ids, enc.starts, enc.ends))])
+        return out
+
+    def words(self, texts: Sequence[str], pooling: str = "first",
+              layer: int = -1) -> list[list[WordVector]]:
+        """Per text, one WordVector per word; pooling "first" (first piece) or "mean" (pieces)."""
+        if pooling not in ("first", "mean"):
+            raise ValueError(f"word pooling must be 'first' or 'mean', got {pooling!r}")
+        texts = _check_texts(texts)
+        encoded, states = self._run(texts, layer)
+        out = []
+        for text, enc, state in zip(texts, encoded, states):
+            words = []
+            starts = [k for k in range(len(enc.ids))
+                      if k == 0 or not self._is_continuation[enc.ids[k]]]
+            for a, b in zip(starts, starts[1:] + [len(enc.ids)]):
+                vectors = state[1 + a:1 + b]
+                vector = vectors[0] if pooling == "first" else vectors.mean(axis=0)
+                start, end = int(enc.starts[a]), int(enc.ends[b - 1])
+                words.append(WordVector(text[start:end],
+                                        tuple(self._pieces[i] for i in enc.ids[a:b]),
+                                        start, end, vector.astype(np.float32)))
+            out.append(words)
+        return out
+
+    def sentences(self, texts: Sequence[str], pooling: str = "cls", normalize: bool = False,
+                  layer: int = -1) -> np.ndarray:
+        """float32 [len(texts), H]: the [CLS] vector or the mean over non-padding positions,
+        optionally L2-normalised."""
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"sentence pooling must be 'cls' or 'mean', got {pooling!r}")
+        _, states = self._run(texts, layer)
+        if not states:
+            return np.zeros((0, self.hidden_size), np.float32)
+        if pooling == "cls":
+            vectors = np.stack([s[0] for s in states])
+        else:
+            vectors = np.stack([s.mean(axis=0) for s in states])
+        if normalize:
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = vectors / np.maximum(norms, 1e-12)
+        return vectors.astype(np.float32)
+
+    # ------------------------------------------------------------------ internals
+    def _layer_index(self, layer: int) -> int:
+        num_layers = self.encoder.bert_config.num_layers
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not (
+                -num_layers - 1 <= layer <= num_layers):
+            raise ValueError(f"layer must be an integer in [{-num_layers - 1}, {num_layers}] "
+                             f"(0 = embeddings, -1 = last of {num_layers} blocks), got {layer!r}")
+        return int(layer) % (num_layers + 1)
+
+    def _encode(self, texts: list[str]) -> list[_Encoded]:
+        """Tokenize with character offsets and truncate to max_length - 2 pieces."""
+        ids, starts, ends = self.tokenizer.tokenize_with_offsets(texts)
+        splits = ids.row_splits.numpy()
+        flat = [t.flat_values.numpy() for t in (ids, starts, ends)]
+        room = self.max_length - 2
+        encoded, too_long = [], []
+        for n, text in enumerate(texts):
+            a, b = splits[n], splits[n + 1]
+            if b - a > room:
+                too_long.append((n, int(b - a - room)))
+            b = min(b, a + room)
+            char_of_byte = _char_of_byte(text)
+            encoded.append(_Encoded(flat[0][a:b].astype(np.int64), char_of_byte[flat[1][a:b]],
+                                    char_of_byte[flat[2][a:b]]))
+        if too_long:
+            detail = ", ".join(f"text {n}: {d} dropped" for n, d in too_long[:5])
+            more = f" and {len(too_long) - 5} more texts" if len(too_long) > 5 else ""
+            message = (f"{len(too_long)} text(s) longer than max_length={self.max_length} tokens "
+                       f"([CLS]/[SEP] included); {sum(d for _, d in too_long)} tokens dropped "
+                       f"({detail}{more})")
+            if self.truncation == "error":
+                raise TextTooLongError(message)
+            warnings.warn(message + "; their vectors describe the truncated text",
+                          TruncationWarning, stacklevel=4)
+        return encoded
+
+    def _run(self, texts: Sequence[str], layer: int):
+        """-> (encoded texts, per text float32 [len + 2, H] states of `layer`, [CLS] first)."""
+        texts = _check_texts(texts)
+        index = self._layer_index(layer)
+        if not texts:
+            return [], []
+        encoded = self._encode(texts)
+        cls_id, sep_id, pad_id = self.tokenizer.cls_id, self.tokenizer.sep_id, self.tokenizer.pad_id
+        states: list[np.ndarray | None] = [None] * len(texts)
+        order = sorted(range(len(texts)), key=lambda n: len(encoded[n].ids))
+        for first in range(0, len(order), self.batch_size):
+            rows = order[first:first + self.batch_size]
+            seq = 2 + max(len(encoded[n].ids) for n in rows)
+            token_ids = np.full((len(rows), seq), pad_id, np.int32)
+            mask = np.zeros((len(rows), seq), np.int32)
+            for r, n in enumerate(rows):
+                length = len(encoded[n].ids)
+                token_ids[r, 0], token_ids[r, 1:length + 1] = cls_id, encoded[n].ids
+                token_ids[r, length + 1] = sep_id
+                mask[r, :length + 2] = 1
+            inputs = {"token_ids": token_ids, "segment_ids": np.zeros_like(token_ids),
+                      "padding_mask": mask}
+            last = index == self.encoder.bert_config.num_layers
+            outputs = self.encoder(inputs, training=False, output_hidden_states=not last)
+            hidden = outputs["sequence_output"] if last else outputs["hidden_states"][index]
+            hidden = np.asarray(hidden, dtype=np.float32)
+            for r, n in enumerate(rows):
+                states[n] = hidden[r, :len(encoded[n].ids) + 2]
+        return encoded, states
+
+
+def _check_texts(texts) -> list[str]:
+    if isinstance(texts, (str, bytes)):
+        raise TypeError("texts must be a list of strings, not a single string (wrap it: [text])")
+    texts = list(texts)
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise TypeError(f"texts must be strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
+    return texts
+
+
+def _char_of_byte(text: str) -> np.ndarray:
+    """int64 [len(utf8) + 1]: the character index at each UTF-8 byte offset (for boundaries)."""
+    data = np.frombuffer(text.encode("utf-8"), np.uint8)
+    starts_char = (data & 0xC0) != 0x80
+    return np.concatenate([[0], np.cumsum(starts_char)]).astype(np.int64)
