@@ -361,3 +361,35 @@ def test_kbert_directory_round_trip_and_dispatch(tmp_path):
     assert_same_outputs(source, again, sample_inputs())
     with pytest.raises(CheckpointError, match="not a model directory"):
         load_pretrained(tmp_path)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def test_cli_convert_round_trips_through_kbert_and_transformers(tmp_path, capsys):
+    from kbert.cli import main
+
+    source = random_encoder()
+    save_transformers_checkpoint(source, tmp_path / "hf", vocab=TOKENS)
+    assert main(["convert", "--from-transformers", str(tmp_path / "hf"),
+                 "--output", str(tmp_path / "kb")]) == 0
+    assert main(["convert", "--to-transformers", str(tmp_path / "kb"),
+                 "--output", str(tmp_path / "hf2")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("verified") == 2 and "L=2 H=16" in out
+    loaded, _ = load_transformers_checkpoint(tmp_path / "hf2")
+    assert_same_outputs(source, loaded, sample_inputs())
+
+
+def test_cli_convert_from_google_and_errors(tmp_path, capsys):
+    from kbert.cli import main
+
+    source = random_encoder(hidden_act="gelu_tanh")
+    write_google_release(tmp_path / "g", source)
+    assert main(["convert", "--from-google", str(tmp_path / "g" / "bert_model.ckpt"),
+                 "--output", str(tmp_path / "kb")]) == 0
+    loaded, _ = load_kbert_model(tmp_path / "kb")
+    assert_same_outputs(source, loaded, sample_inputs())
+    capsys.readouterr()
+    assert main(["convert", "--from-transformers", str(tmp_path / "g"),
+                 "--output", str(tmp_path / "x")]) == 1
+    assert "config.json does not exist" in capsys.readouterr().err

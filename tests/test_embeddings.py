@@ -235,3 +235,60 @@ def test_word_spans_map_back_to_the_original_characters(minilm):
             assert pieces == _normalised(w.word), (w.word, w.pieces)
             previous_end = w.end
         assert text[previous_end:].strip() == ""
+
+
+# ------------------------------------------------------------------------- CLI
+
+@pytest.fixture(scope="module")
+def tiny_dir(tiny, tmp_path_factory):
+    from kbert.convert import save_transformers_checkpoint
+
+    path = tmp_path_factory.mktemp("tiny_model")
+    save_transformers_checkpoint(tiny[0], path, vocab=tiny[1])
+    return str(path)
+
+
+def test_cli_embed_formats(tiny, tiny_dir, tmp_path, capsys):
+    import json
+
+    from kbert.cli import main
+
+    texts = ["Fishing by the rivers", "a bank"]
+    embedder = ContextualEmbedder(*tiny)
+    assert main(["embed", "--model", tiny_dir, "--level", "sentence", "--pooling", "mean",
+                 "--normalize", "--output", str(tmp_path / "s.npy")] + texts) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "s.npy"),
+                               embedder.sentences(texts, pooling="mean", normalize=True), atol=1e-6)
+
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
+    assert main(["embed", "--model", tiny_dir, "--level", "word", "--layer", "1",
+                 "--input", str(tmp_path / "in.txt"), "--output", str(tmp_path / "w.jsonl")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "w.jsonl").read_text().splitlines()]
+    words = embedder.words(texts, layer=1)
+    assert [r["text"] for r in rows] == texts
+    assert [w["word"] for w in rows[0]["words"]] == ["Fishing", "by", "the", "rivers"]
+    np.testing.assert_allclose(rows[0]["words"][3]["vector"], words[0][3].vector, atol=1e-6)
+
+    assert main(["embed", "--model", tiny_dir, "--level", "token",
+                 "--output", str(tmp_path / "t.npz")] + texts) == 0
+    z = np.load(tmp_path / "t.npz")
+    assert z["vectors"].shape == (8, 16) and z["text_index"].tolist() == [0] * 6 + [1] * 2
+    assert z["label"].tolist()[:2] == ["fish", "##ing"] and z["end"][1] == 7
+
+    capsys.readouterr()
+    assert main(["embed", "--model", tiny_dir, "--level", "token", "a bank"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert [t["token"] for t in line["tokens"]] == ["a", "bank"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--level", "word", "--output", "x.npy", "a"], ".npy holds one"),
+    (["--level", "token", "--pooling", "mean", "a"], "does not apply"),
+    (["--level", "word", "--normalize", "a"], "--normalize applies"),
+    ([], "no texts"),
+])
+def test_cli_embed_refuses_bad_arguments(tiny_dir, argv, message, capsys):
+    from kbert.cli import main
+
+    assert main(["embed", "--model", tiny_dir] + argv) == 1
+    assert message in capsys.readouterr().err
