@@ -1,1 +1,29 @@
-"""kbert.tasks"""
+"""kbert.tasks: fine-tuning heads composed around a pre-trained `BertEncoder`.
+
+    BertClassifier        single texts / pairs: softmax, multi-label sigmoid, regression
+    BertTokenClassifier   word-level labels (NER), predictions as character spans
+    BertSpanExtractor     extractive QA: start / end logits, windowed long contexts
+    BertMultipleChoice    one score per (prompt, choice) pair
+
+Each has `from_pretrained(source, ...)` (kbert run dir, .keras file, transformers or Google
+checkpoint, or a fine-tuned directory), `compile()` with the BERT fine-tuning recipe, and
+`save_pretrained(dir)`. Data helpers live in `kbert.tasks.data`, scores in `kbert.tasks.metrics`.
+"""
+
+from kbert.tasks.classifier import BertClassifier, ClassifierPredictions
+from kbert.tasks.multiple_choice import BertMultipleChoice
+from kbert.tasks.span_extractor import BertSpanExtractor
+from kbert.tasks.token_classifier import BertTokenClassifier
+from kbert.tasks.data import (DataError, LabelledData, LabelMap, TruncationWarning,
+                              UnknownLabelError, load_labelled, stratified_split)
+from kbert.tasks.loading import EncoderSourceError, load_encoder
+from kbert.tasks.metrics import ClassificationReport, classification_report
+from kbert.tasks.tuning import LayerwiseAdamW, bert_finetuning_optimizer
+
+__all__ = [
+    "BertClassifier", "BertMultipleChoice", "BertSpanExtractor", "BertTokenClassifier",
+    "ClassifierPredictions", "ClassificationReport", "DataError",
+    "EncoderSourceError", "LabelMap", "LabelledData", "LayerwiseAdamW", "TruncationWarning",
+    "UnknownLabelError", "bert_finetuning_optimizer", "classification_report", "load_encoder",
+    "load_labelled", "stratified_split",
+]

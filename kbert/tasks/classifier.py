@@ -1,0 +1,270 @@
+"""Sequence classification and regression on the pooled [CLS] vector.
+
+Example (a fresh head on all-MiniLM-L6-v2, then fine-tuning on raw texts):
+    >>> clf = BertClassifier.from_pretrained(minilm_dir, num_classes=2)      # doctest: +SKIP
+    >>> train, val = stratified_split(load_labelled("reviews.csv"), 0.2)      # doctest: +SKIP
+    >>> clf.fit_texts(train, validation=val, epochs=2)                         # doctest: +SKIP
+    >>> clf.predict_texts(["a gripping, funny film"]).labels                   # doctest: +SKIP
+    ['positive']
+    >>> clf.save_pretrained("runs/polarity")                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import keras
+import numpy as np
+from keras import ops
+
+from kbert.tasks.base import TaskModel, head_dropout_rate
+from kbert.tasks.data import (DataError, LabelledData, LabelMap, check_texts, text_dataset,
+                              truncation_report)
+
+PROBLEM_TYPES = ("single_label", "multi_label", "regression")
+LABELS_FILE = "labels.json"
+
+
+@dataclasses.dataclass
+class ClassifierPredictions:
+    """What `predict_texts` returns.
+
+    Attributes:
+        labels: one label per text (multi-label: a list of the labels above `threshold`;
+            regression: the predicted value(s)).
+        probabilities: float32 [N, C] softmax (single-label) or sigmoid (multi-label) scores;
+            for regression, the raw outputs [N, num_outputs].
+        class_labels: the label of each column of `probabilities`.
+    """
+
+    labels: list
+    probabilities: np.ndarray
+    class_labels: list
+
+    def to_records(self) -> list[dict]:
+        return [{"label": label,
+                 "probabilities": {str(c): float(p) for c, p in zip(self.class_labels, row)}}
+                for label, row in zip(self.labels, self.probabilities)]
+
+
+@keras.saving.register_keras_serializable(package="kbert")
+class BertClassifier(TaskModel):
+    """A dense layer on the encoder's pooled output, for single texts or sentence pairs.
+
+    Inputs: dict of int32 [batch, seq] token_ids, segment_ids, padding_mask (pairs are packed
+    `[CLS] A [SEP] B [SEP]` with segment ids 0 / 1). Output: float32 logits [batch, num_classes]
+    (softmax / sigmoid are applied by the loss and by `predict_texts`; Keras `predict` returns
+    the logits), or [batch, num_classes] values for regression.
+
+    Args:
+        encoder: a BertEncoder.
+        num_classes: classes (single_label, multi_label) or outputs (regression).
+        problem_type: "single_label" (softmax + cross entropy), "multi_label" (independent
+            sigmoids + binary cross entropy) or "regression" (mean squared error).
+        dropout: dropout before the output layer (default: the encoder's hidden dropout).
+        freeze_layers: see `TaskModel`.
+    """
+
+    def __init__(self, encoder, num_classes: int = 2, problem_type: str = "single_label",
+                 dropout: float | None = None, freeze_layers: int | None = None, **kwargs):
+        kwargs.setdefault("name", "bert_classifier")
+        super().__init__(encoder, freeze_layers=freeze_layers, **kwargs)
+        if problem_type not in PROBLEM_TYPES:
+            raise ValueError(f"problem_type must be one of {PROBLEM_TYPES}, got {problem_type!r}")
+        minimum = 1 if problem_type == "regression" else 2
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < minimum:
+            raise ValueError(f"num_classes must be an integer >= {minimum} for {problem_type}, "
+                             f"got {num_classes!r}")
+        self.num_classes = num_classes
+        self.problem_type = problem_type
+        self.dropout_rate = head_dropout_rate(self.encoder, dropout)
+        self._dropout_arg = dropout
+        self.__dict__["_label_map"] = None
+
+        # === Layers ===
+        hidden = self.encoder.bert_config.hidden_size
+        self.dropout = keras.layers.Dropout(self.dropout_rate, name="classifier_dropout")
+        self.logits = keras.layers.Dense(
+            num_classes, dtype="float32", name="logits",
+            kernel_initializer=keras.initializers.TruncatedNormal(
+                stddev=self.encoder.bert_config.initializer_range))
+        self.logits.build((None, hidden))
+        self.built = True
+
+    def call(self, inputs, training=False):
+        pooled = self.encoder(inputs, training=training)["pooled_output"]
+        return self.logits(self.dropout(pooled, training=training))
+
+    # ------------------------------------------------------------------ labels
+    @property
+    def label_map(self) -> LabelMap | None:
+        return self.__dict__.get("_label_map")
+
+    def set_label_map(self, label_map: LabelMap | None) -> None:
+        if label_map is not None and self.problem_type != "regression" and (
+                label_map.num_classes != self.num_classes):
+            raise DataError(f"the label map has {label_map.num_classes} classes but the model "
+                            f"outputs {self.num_classes}")
+        self.__dict__["_label_map"] = label_map
+
+    @property
+    def class_labels(self) -> list:
+        return self.label_map.labels if self.label_map else list(range(self.num_classes))
+
+    def encode_targets(self, labels) -> np.ndarray:
+        """Labels -> the targets the loss takes (class ids, multi-hot rows or float values)."""
+        if self.problem_type == "regression":
+            try:
+                values = np.asarray(labels, np.float32)
+            except (TypeError, ValueError):
+                raise DataError("regression labels must be numbers") from None
+            return values.reshape(len(values), -1)
+        label_map = self.label_map or LabelMap(list(range(self.num_classes)))
+        if self.problem_type == "multi_label":
+            return label_map.encode_multi_hot(labels)
+        return label_map.encode(labels)
+
+    # ------------------------------------------------------------------ training
+    def default_loss(self):
+        if self.problem_type == "single_label":
+            return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if self.problem_type == "multi_label":
+            return keras.losses.BinaryCrossentropy(from_logits=True)
+        return keras.losses.MeanSquaredError()
+
+    def default_metrics(self):
+        if self.problem_type == "single_label":
+            return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        if self.problem_type == "multi_label":
+            return [keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)]
+        return [keras.metrics.MeanAbsoluteError(name="mae")]
+
+    def text_dataset(self, data: LabelledData, batch_size: int = 32, shuffle: bool = False,
+                     seed: int = 0, with_targets: bool = True, report_truncation: bool = True):
+        """A tf.data pipeline of (packed features, targets) that tokenizes in the graph."""
+        tokenizer = self._require_tokenizer()
+        if report_truncation:
+            truncation_report(tokenizer, data.texts, data.pairs, self.max_length)
+        targets = self.encode_targets(data.labels) if with_targets else None
+        return text_dataset(tokenizer, data.texts, data.pairs, targets, self.max_length,
+                            batch_size, shuffle, seed)
+
+    def fit_texts(self, train: LabelledData, validation: LabelledData | None = None,
+                  epochs: int = 3, batch_size: int = 32, learning_rate: float = 3e-5,
+                  layerwise_lr_decay: float = 1.0, warmup: float | int = 0.1,
+                  weight_decay: float = 0.01, early_stopping_patience: int | None = None,
+                  monitor: str = "val_loss", checkpoint_path: str | None = None,
+                  seed: int = 0, verbose="auto", callbacks=None, compile: bool = True):
+        """Fine-tune on labelled texts with `model.fit`; returns the Keras History.
+
+        Builds the label map from `train` when the model has none, compiles with the BERT
+        recipe sized to `epochs * ceil(len(train) / batch_size)` steps (`compile=False` keeps
+        your own compile), and with validation data restores the weights of the best epoch by
+        `monitor` at the end (also saved to `checkpoint_path`, a `.weights.h5` file, if given);
+        `early_stopping_patience` stops after that many epochs without improvement.
+        """
+        if train.labels is None:
+            raise DataError("fit_texts needs labelled training data")
+        if self.problem_type != "regression" and self.label_map is None:
+            label_map = LabelMap.from_labels(train.labels)
+            self.set_label_map(label_map)
+        steps = epochs * math.ceil(len(train) / batch_size)
+        if compile:
+            self.compile(learning_rate=learning_rate, total_steps=steps, warmup=warmup,
+                         weight_decay=weight_decay, layerwise_lr_decay=layerwise_lr_decay)
+        train_ds = self.text_dataset(train, batch_size, shuffle=True, seed=seed)
+        val_ds = None
+        callbacks = list(callbacks or [])
+        if validation is not None:
+            val_ds = self.text_dataset(validation, batch_size)
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor=monitor, patience=early_stopping_patience or epochs,
+                restore_best_weights=True, mode="auto"))
+            if checkpoint_path:
+                callbacks.append(keras.callbacks.ModelCheckpoint(
+                    checkpoint_path, monitor=monitor, save_best_only=True,
+                    save_weights_only=True))
+        # shuffle=False: the pipeline already reshuffles every epoch (seeded)
+        return self.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
+                        verbose=verbose, shuffle=False)
+
+    # ------------------------------------------------------------------ raw text
+    def _scores(self, texts, pairs=None, batch_size: int = 32) -> np.ndarray:
+        tokenizer = self._require_tokenizer()
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        check_texts(texts)
+        if pairs is not None:
+            pairs = [pairs] if isinstance(pairs, str) else list(pairs)
+            if len(pairs) != len(texts):
+                raise DataError(f"{len(texts)} texts but {len(pairs)} text pairs")
+            check_texts(pairs, "text_pair")
+        truncation_report(tokenizer, texts, pairs, self.max_length)
+        # Eager tokenization of the whole list: tracing the tokenizer into a tf.data map costs
+        # seconds, more than tokenizing a few thousand texts.
+        packed = {k: np.asarray(v) for k, v in
+                  tokenizer(texts, pairs=pairs, max_length=self.max_length).items()}
+        lengths = packed["padding_mask"].sum(axis=1)
+        logits = []
+        for begin in range(0, len(texts), batch_size):
+            rows = slice(begin, begin + batch_size)
+            width = min(self.max_length, -(-int(lengths[rows].max()) // 16) * 16)
+            batch = {k: v[rows, :width] for k, v in packed.items()}
+            logits.append(np.asarray(self(batch, training=False)))
+        logits = np.concatenate(logits)
+        return logits.astype(np.float32)
+
+    def predict_texts(self, texts, pairs=None, batch_size: int = 32,
+                      threshold: float = 0.5) -> ClassifierPredictions:
+        """Classify raw strings (and second strings for pair tasks).
+
+        Texts longer than `max_length` are truncated with a TruncationWarning giving counts;
+        an empty text is a DataError.
+        """
+        logits = self._scores(texts, pairs, batch_size)
+        labels = self.class_labels
+        if self.problem_type == "regression":
+            values = [row.tolist() if row.size > 1 else float(row[0]) for row in logits]
+            return ClassifierPredictions(values, logits, labels)
+        if self.problem_type == "multi_label":
+            probs = 1.0 / (1.0 + np.exp(-logits))
+            chosen = [[labels[j] for j in np.flatnonzero(row >= threshold)] for row in probs]
+            return ClassifierPredictions(chosen, probs, labels)
+        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        probs = shifted / shifted.sum(axis=-1, keepdims=True)
+        return ClassifierPredictions([labels[i] for i in probs.argmax(-1)], probs, labels)
+
+    def evaluate_texts(self, data: LabelledData, batch_size: int = 32):
+        """Score a labelled set: a `kbert.tasks.metrics.ClassificationReport` (single-label).
+
+        A label that is not in the model's label map raises UnknownLabelError before any
+        prediction runs.
+        """
+        from kbert.tasks.metrics import classification_report
+
+        if self.problem_type != "single_label":
+            raise ValueError("evaluate_texts reports single-label classification; use "
+                             "model.evaluate(text_dataset(...)) for other problem types")
+        if data.labels is None:
+            raise DataError("evaluate_texts needs labelled data")
+        true_ids = self.encode_targets(data.labels)
+        logits = self._scores(data.texts, data.pairs, batch_size)
+        return classification_report(true_ids, logits.argmax(-1), self.class_labels)
+
+    # ------------------------------------------------------------------ config and files
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_classes=self.num_classes, problem_type=self.problem_type,
+                      dropout=self._dropout_arg)
+        return config
+
+    def _save_extra(self, directory: str) -> dict:
+        if self.label_map is not None:
+            self.label_map.save(os.path.join(directory, LABELS_FILE))
+        return {"problem_type": self.problem_type}
+
+    def _load_extra(self, directory: str, task: dict) -> None:
+        path = os.path.join(directory, LABELS_FILE)
+        if os.path.isfile(path):
+            self.set_label_map(LabelMap.load(path))
