@@ -1,0 +1,218 @@
+"""The pre-training input pipeline: corpus -> documents -> sentences -> NSP pairs -> MLM batches.
+
+    documents (Python generator, one document in memory) -> shuffle documents -> tokenize
+      -> NSP pairs (pairs.py; NotNext B from another document of a window of 16)
+      -> shuffle examples -> batch -> MLM masking (masking.py, one stateless seed per batch)
+
+`pretraining_dataset` is the one entry point of the trainer; `pair_dataset` stops before masking
+(what `kbert prepare` writes to TFRecords); `masked_batches` masks batches of pairs from either.
+
+Randomness and epochs: every random choice comes from `seed`. Re-running the same call gives the
+same batches. With `dynamic=True` each iteration over the dataset (each Keras epoch) gets new
+document order, new pairs and new masks (tf.data's seeded `Dataset.random(...,
+rerandomize_each_iteration=True)` and reshuffling); with `dynamic=False` every iteration yields
+exactly the same batches.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import tensorflow as tf
+
+from kbert.corpora import CorpusError
+from kbert.data import corpus as corpus_lib
+from kbert.data.masking import MlmMasker
+from kbert.data.pairs import PairOptions, nsp_pairs
+
+FEATURE_NAMES = ("token_ids", "segment_ids", "padding_mask", "masked_positions")
+LABEL_NAMES = ("masked_ids", "masked_weights", "next_sentence_labels")
+PAIR_NAMES = ("token_ids", "segment_ids", "padding_mask", "next_sentence_labels")
+_SEED_OFFSETS = {"documents": 0, "pairs": 2, "examples": 3, "masks": 4}
+
+
+def resolve_tokenizer(tokenizer_or_vocab):
+    """A BertTokenizer from a BertTokenizer, a Vocabulary, or a vocab.txt path / directory."""
+    from kbert.tokenization.tokenizer import BertTokenizer
+    from kbert.tokenization.vocab import Vocabulary
+
+    if isinstance(tokenizer_or_vocab, BertTokenizer):
+        return tokenizer_or_vocab
+    if isinstance(tokenizer_or_vocab, (Vocabulary, str, os.PathLike)):
+        return BertTokenizer(tokenizer_or_vocab)
+    raise ValueError("tokenizer_or_vocab must be a BertTokenizer, a Vocabulary or the path of a "
+                     f"vocabulary, got {type(tokenizer_or_vocab).__name__}")
+
+
+def _sub_seed(seed: int, name: str) -> int:
+    return (int(seed) * 7919 + _SEED_OFFSETS[name]) % (2 ** 31 - 1)
+
+
+def check_documents(corpus, split: str, **reader_options) -> None:
+    """Raise CorpusError unless the split has >= 2 documents (NotNext needs another one)."""
+    found = list(itertools.islice(corpus_lib.iter_documents(corpus, split=split,
+                                                            **reader_options), 2))
+    where = f"the {split!r} split of corpus {corpus!r}" if split != "all" else f"corpus {corpus!r}"
+    if not found:
+        raise CorpusError(f"{where} has no document with text")
+    if len(found) == 1:
+        raise CorpusError(
+            f"{where} has only one document ({found[0].doc_id}); next-sentence prediction needs "
+            f"at least two, since a NotNext B must come from another document. Split the text "
+            f"into documents (blank lines, chapter headings) or lower heldout_fraction")
+
+
+def pair_dataset(corpus, tokenizer_or_vocab, seq_length: int = 128, *, seed: int = 12345,
+                 split: str = "train", dynamic: bool = True, shuffle: bool = True,
+                 short_seq_prob: float = 0.1, heldout_fraction: float = 0.05,
+                 format: str = "auto", errors: str = "strict", doc_shuffle_buffer: int = 64,
+                 window: int = 16, with_provenance: bool = False,
+                 num_parallel_calls=tf.data.AUTOTUNE) -> tf.data.Dataset:
+    """Packed NSP pairs, one per element, before masking.
+
+    Args: as `pretraining_dataset`; `shuffle` shuffles the documents (examples are shuffled
+        later, in `pretraining_dataset`) with a buffer of `doc_shuffle_buffer` documents;
+        `window`: documents per window, among which NotNext B sentences are drawn (pairs.py).
+
+    Returns:
+        dataset of dicts: token_ids, segment_ids, padding_mask int32 [seq_length],
+        next_sentence_labels int32 []; with `with_provenance` also the fields of
+        `kbert.data.pairs.document_pairs` (a_doc, b_doc, a_start, ... ).
+    """
+    tokenizer = resolve_tokenizer(tokenizer_or_vocab)
+    reader = dict(format=format, errors=errors, heldout_fraction=heldout_fraction)
+    check_documents(corpus, split, **reader)
+    options = PairOptions(seq_length=seq_length, short_seq_prob=short_seq_prob,
+                          cls_id=tokenizer.cls_id, sep_id=tokenizer.sep_id,
+                          pad_id=tokenizer.pad_id)
+
+    docs = corpus_lib.document_dataset(corpus, split=split, **reader)
+    if shuffle:
+        docs = docs.shuffle(doc_shuffle_buffer, seed=_sub_seed(seed, "documents"),
+                            reshuffle_each_iteration=dynamic)
+
+    def tokenize(doc):
+        pieces = tokenizer.tokenize(doc["sentences"])
+        pieces = tf.ragged.boolean_mask(pieces, pieces.row_lengths() > 0)
+        return {"doc_index": doc["doc_index"], "sentences": pieces}
+
+    docs = docs.map(tokenize, num_parallel_calls=num_parallel_calls)
+    docs = docs.filter(lambda doc: doc["sentences"].nrows() > 0)
+    seeds = tf.data.Dataset.random(seed=_sub_seed(seed, "pairs"),
+                                   rerandomize_each_iteration=dynamic)
+    return nsp_pairs(docs, seeds, options, window=window, with_provenance=with_provenance,
+                     num_parallel_calls=num_parallel_calls)
+
+
+def masked_batches(pairs: tf.data.Dataset, masker: MlmMasker, batch_size: int, *,
+                   seed: int = 12345, dynamic: bool = True, drop_remainder: bool = True,
+                   debug: bool = False, num_parallel_calls=tf.data.AUTOTUNE) -> tf.data.Dataset:
+    """Batch pairs and mask them: dicts with the pair fields plus the masker's outputs.
+
+    token_ids is the masked input; with `debug` the unmasked ids are kept as
+    original_token_ids and the masker's masked_actions are added.
+    """
+    seeds = tf.data.Dataset.random(seed=_sub_seed(seed, "masks"),
+                                   rerandomize_each_iteration=dynamic)
+
+    def mask(batch, one_seed):
+        one_seed = tf.stack([tf.cast(one_seed, tf.int64), tf.constant(0x3A5C, tf.int64)])
+        out = dict(batch)
+        out.update(masker(batch["token_ids"], one_seed, with_actions=debug))
+        if debug:
+            out["original_token_ids"] = batch["token_ids"]
+        return out
+
+    batches = pairs.batch(batch_size, drop_remainder=drop_remainder)
+    return tf.data.Dataset.zip(batches, seeds).map(mask, num_parallel_calls=num_parallel_calls)
+
+
+def pretraining_dataset(corpus="austen", tokenizer_or_vocab=None, seq_length: int = 128,
+                        batch_size: int = 32, max_predictions: int = 20,
+                        masked_lm_prob: float = 0.15, seed: int = 12345, split: str = "train",
+                        whole_word: bool = False, dynamic: bool | None = None, *,
+                        short_seq_prob: float = 0.1, mask_token_rate: float = 0.8,
+                        random_token_rate: float = 0.1, replacement: str = "unigram",
+                        heldout_fraction: float = 0.05, format: str = "auto",
+                        errors: str = "strict", shuffle: bool | None = None,
+                        example_shuffle_buffer: int = 2048, drop_remainder: bool | None = None,
+                        repeat: bool = False, debug: bool = False) -> tf.data.Dataset:
+    """The MLM + NSP training (or held-out evaluation) data, ready for `model.fit`.
+
+    Args:
+        corpus: text files, directories, globs or "austen" (see `kbert.data.corpus`), or a
+            directory written by `kbert prepare` (TFRecord pairs; then pairs are fixed and only
+            the masking is dynamic).
+        tokenizer_or_vocab: a BertTokenizer, a Vocabulary, or a vocabulary path; "unigram"
+            replacement needs its vocab_counts.txt.
+        seq_length: S, packed length; max_predictions: P, MLM slots per sequence.
+        masked_lm_prob, mask_token_rate, random_token_rate, replacement, whole_word: the
+            masking (see `kbert.data.masking`); short_seq_prob: the NSP pairs (see pairs.py).
+        seed: every random choice derives from it; the same call gives the same data.
+        split: "train", "heldout" (documents chosen by `kbert.data.corpus.is_heldout` with
+            `heldout_fraction`) or "all".
+        dynamic: new pairs and masks at every iteration (epoch); default True for training,
+            False for "heldout" (a fixed evaluation set).
+        shuffle: shuffle documents and examples; default True except for "heldout".
+        drop_remainder: drop a last partial batch (static shapes); default True except for
+            "heldout", whose every example counts.
+        repeat: repeat forever (then pass steps_per_epoch to fit).
+        debug: yield one flat dict per batch instead of (features, labels), with provenance
+            (a_doc, b_doc, sentence ranges), original_token_ids and masked_actions.
+
+    Returns:
+        A dataset of `(features, labels)`, the layout `BertPretrainer.fit` takes:
+        features: token_ids (masked), segment_ids, padding_mask int32 [B, S],
+                  masked_positions int32 [B, P];
+        labels:   masked_ids int32 [B, P], masked_weights float32 [B, P] (1.0 real slot, 0.0
+                  empty), next_sentence_labels int32 [B] (0 IsNext, 1 NotNext).
+        The labels keep the names of docs/architecture.md; masked_weights travels in the
+        labels (not as Keras sample_weight) because the MLM loss is a per-slot weighted mean.
+
+    Example:
+        >>> ds = pretraining_dataset("austen", "runs/vocab", batch_size=32)    # doctest: +SKIP
+        >>> model.fit(ds, epochs=3, validation_data=pretraining_dataset(
+        ...     "austen", "runs/vocab", split="heldout"))                     # doctest: +SKIP
+    """
+    from kbert.data import tfrecords
+
+    if tokenizer_or_vocab is None:
+        raise ValueError("pretraining_dataset needs tokenizer_or_vocab (a BertTokenizer, a "
+                         "Vocabulary or a vocabulary directory)")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if not isinstance(max_predictions, int) or not 1 <= max_predictions <= seq_length:
+        raise ValueError(f"max_predictions must be an integer in [1, seq_length={seq_length}], "
+                         f"got {max_predictions!r}")
+    heldout = split == "heldout"
+    dynamic = not heldout if dynamic is None else bool(dynamic)
+    shuffle = not heldout if shuffle is None else bool(shuffle)
+    drop_remainder = not heldout if drop_remainder is None else bool(drop_remainder)
+    tokenizer = resolve_tokenizer(tokenizer_or_vocab)
+    masker = MlmMasker(tokenizer.vocab, max_predictions=max_predictions,
+                       masked_lm_prob=masked_lm_prob, mask_token_rate=mask_token_rate,
+                       random_token_rate=random_token_rate, replacement=replacement,
+                       whole_word=whole_word)
+
+    if tfrecords.is_pair_directory(corpus):
+        pairs = tfrecords.read_pairs(
+            corpus, split, seq_length=seq_length, vocab_size=tokenizer.vocab_size,
+            vocab_tokens=tokenizer.vocab.tokens, dynamic=dynamic,
+            shuffle_seed=_sub_seed(seed, "documents") if shuffle else None)
+    else:
+        pairs = pair_dataset(corpus, tokenizer, seq_length, seed=seed, split=split,
+                             dynamic=dynamic, shuffle=shuffle, short_seq_prob=short_seq_prob,
+                             heldout_fraction=heldout_fraction, format=format, errors=errors,
+                             with_provenance=debug)
+    if shuffle:
+        pairs = pairs.shuffle(example_shuffle_buffer, seed=_sub_seed(seed, "examples"),
+                              reshuffle_each_iteration=dynamic)
+    data = masked_batches(pairs, masker, batch_size, seed=seed, dynamic=dynamic,
+                          drop_remainder=drop_remainder, debug=debug)
+    if not debug:
+        data = data.map(lambda b: ({k: b[k] for k in FEATURE_NAMES},
+                                   {k: b[k] for k in LABEL_NAMES}))
+    if repeat:  # after masking: each repetition is a new iteration of the whole pipeline
+        data = data.repeat()
+    return data.prefetch(tf.data.AUTOTUNE)
