@@ -1,0 +1,160 @@
+"""Run a kbert `.tflite` file with the LiteRT interpreter (`pip install ai-edge-litert`).
+
+`TFLiteEncoder(path)` reads the sidecar `<path>.json` written by `export_tflite`, opens the
+right interpreter (with tf-text's custom op kernels for the text form) and gives numpy results.
+
+Example:
+    >>> from kbert.export.litert import TFLiteEncoder
+    >>> model = TFLiteEncoder("minilm-text-int8.tflite")                   # doctest: +SKIP
+    >>> out = model.embed(["A sentence.", "Another, longer sentence."])     # doctest: +SKIP
+    >>> out["sequence_output"].shape, out["sentence_embedding"].shape       # doctest: +SKIP
+    ((2, 8, 384), (2, 384))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+METADATA_SUFFIX = ".json"
+
+
+class LiteRTError(ValueError):
+    """A .tflite file or an input that TFLiteEncoder cannot use."""
+
+
+def _interpreter(path: str, custom_ops: bool, num_threads: int | None):
+    try:
+        from ai_edge_litert import interpreter as litert
+    except ImportError:
+        raise LiteRTError("running .tflite files needs the LiteRT runtime: "
+                          "pip install 'kbert[tflite]' (ai-edge-litert)") from None
+    if custom_ops:
+        # tensorflow_text's kernels are registered into LiteRT's op resolver by address.
+        from tensorflow_text import tflite_registrar
+
+        return litert.InterpreterWithCustomOps(
+            model_path=path, num_threads=num_threads,
+            custom_op_registerers=tflite_registrar.SELECT_TFTEXT_OPS)
+    return litert.Interpreter(model_path=path, num_threads=num_threads)
+
+
+class TFLiteEncoder:
+    """A kbert TFLite encoder or classifier.
+
+    Args:
+        path: the `.tflite` file (its `<path>.json` sidecar must be beside it).
+        tokenizer: a kbert `BertTokenizer`, needed only to pass raw texts to an ids-form file.
+        num_threads: interpreter threads (None: LiteRT's default).
+
+    Attributes:
+        metadata: the sidecar dict (signature, inputs form, quantization, labels, ...).
+    """
+
+    def __init__(self, path: str | os.PathLike, tokenizer=None, num_threads: int | None = None):
+        self.path = os.fspath(path)
+        meta_path = self.path + METADATA_SUFFIX
+        if not os.path.isfile(self.path):
+            raise LiteRTError(f"{self.path}: no such file")
+        if not os.path.isfile(meta_path):
+            raise LiteRTError(f"{meta_path} is missing: export with kbert.export.export_tflite")
+        with open(meta_path, encoding="utf-8") as f:
+            self.metadata = json.load(f)
+        self.tokenizer = tokenizer
+        self.interpreter = _interpreter(self.path, self.metadata["custom_ops"], num_threads)
+        self.runner = self.interpreter.get_signature_runner(self.metadata["signature"])
+        self._output_names = sorted(self.runner.get_output_details())
+
+    @property
+    def form(self) -> str:
+        return self.metadata["inputs"]
+
+    @property
+    def labels(self) -> list[str] | None:
+        return self.metadata.get("labels")
+
+    # ------------------------------------------------------------------ running
+    def run(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        """Call the signature with numpy inputs by name (a batch of 0 rows is answered here)."""
+        batch = {np.shape(v)[0] for v in inputs.values()}
+        if len(batch) != 1:
+            raise LiteRTError(f"inputs disagree on the batch size: "
+                              f"{ {k: np.shape(v) for k, v in inputs.items()} }")
+        if batch == {0}:
+            return self._empty(inputs)
+        return self.runner(**inputs)
+
+    def _empty(self, inputs) -> dict[str, np.ndarray]:
+        """Outputs for zero rows (the TFLite runtime refuses zero-sized inputs)."""
+        width = 0 if self.form == "text" else np.shape(next(iter(inputs.values())))[1]
+        hidden = self.metadata["hidden_size"]
+        classes = len(self.labels or []) or 1
+        shapes = {"sequence_output": ((0, width, hidden), np.float32),
+                  "pooled_output": ((0, hidden), np.float32),
+                  "padding_mask": ((0, width), np.int32), "token_ids": ((0, width), np.int32),
+                  "logits": ((0, classes), np.float32),
+                  "probabilities": ((0, classes), np.float32)}
+        return {k: np.zeros(*shapes[k]) for k in self._output_names}
+
+    def _as_inputs(self, texts_or_ids, pairs=None) -> dict[str, np.ndarray]:
+        if isinstance(texts_or_ids, str):
+            texts_or_ids = [texts_or_ids]
+        if isinstance(texts_or_ids, dict):
+            if self.form != "ids":
+                raise LiteRTError(f"{self.path} takes text, not ids")
+            ids = {k: np.asarray(v, np.int32) for k, v in texts_or_ids.items()}
+            token_ids = ids["token_ids"]
+            ids.setdefault("segment_ids", np.zeros_like(token_ids))
+            ids.setdefault("padding_mask", (token_ids != self.metadata["special_ids"]["pad"])
+                           .astype(np.int32))
+            return ids
+        items = list(texts_or_ids)
+        if items and not isinstance(items[0], (str, bytes)):
+            return self._as_inputs({"token_ids": np.asarray(items, np.int32)})
+        if pairs is not None:
+            pairs = [pairs] if isinstance(pairs, str) else list(pairs)
+            if len(pairs) != len(items):
+                raise LiteRTError(f"{len(items)} texts but {len(pairs)} pairs")
+        if self.form == "text":
+            if (pairs is not None) != self.metadata["pairs"]:
+                raise LiteRTError(f"{self.path} was exported with pairs={self.metadata['pairs']}")
+            encode = lambda xs: np.array(  # noqa: E731
+                [x.encode("utf-8") if isinstance(x, str) else x for x in xs], dtype=object)
+            out = {"text": encode(items)}
+            if pairs is not None:
+                out["text_pair"] = encode(pairs)
+            return out
+        if self.tokenizer is None:
+            raise LiteRTError(f"{self.path} takes ids: pass tokenizer=BertTokenizer(...) to "
+                              f"embed texts, or pass token ids")
+        packed = self.tokenizer(items, pairs, max_length=self.metadata["max_length"])
+        packed = {k: v.numpy() for k, v in packed.items()}
+        width = max(int(packed["padding_mask"].sum(axis=1).max(initial=2)), 2)
+        return {k: v[:, :width] for k, v in packed.items()}
+
+    def embed(self, texts_or_ids, pairs=None) -> dict[str, np.ndarray]:
+        """Texts (str / list of str, + optional pairs) or ids -> the signature's outputs, plus
+        `sentence_embedding` float32 [B, H]: the mean of sequence_output over real tokens.
+
+        Ids: a dict of token_ids (+ segment_ids, padding_mask), or an int array [B, S]
+        (segment ids 0, mask = token_ids != [PAD]).
+        """
+        inputs = self._as_inputs(texts_or_ids, pairs)
+        out = dict(self.run(**inputs))
+        if "sequence_output" in out:
+            mask = out.get("padding_mask", inputs.get("padding_mask"))
+            mask = np.asarray(mask, np.float32)[:, :, None]
+            count = np.maximum(mask.sum(axis=1), 1.0)
+            out["sentence_embedding"] = (out["sequence_output"] * mask).sum(axis=1) / count
+        return out
+
+    def classify(self, texts_or_ids, pairs=None) -> dict:
+        """Classifier files: probabilities [B, C] and the label of each row (argmax)."""
+        if self.labels is None:
+            raise LiteRTError(f"{self.path} is not a classifier")
+        out = self.run(**self._as_inputs(texts_or_ids, pairs))
+        scores = out.get("probabilities", out["logits"])
+        out["labels"] = [self.labels[i] for i in np.argmax(scores, axis=-1)] if len(scores) else []
+        return out

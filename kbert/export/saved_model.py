@@ -1,0 +1,387 @@
+"""SavedModel export for TensorFlow Serving: raw text in, vectors (or classes) out.
+
+`export_saved_model` writes `<base_dir>/<name>/<version>/`, the layout TF Serving watches,
+with tokenization and packing inside the graph (core TF ops plus the TF-Text ops every TF
+Serving 2.16+ build embeds; checked after writing by `kbert.export.op_check`), warm-up requests
+in `assets.extra/`, and one signature per use. See `export_saved_model` for the exact API and
+docs/serving.md for serving it.
+
+Example:
+    >>> from kbert.export import export_saved_model
+    >>> path = export_saved_model(encoder, tokenizer, "saved_models", name="minilm")  # doctest: +SKIP
+    >>> path                                                                           # doctest: +SKIP
+    'saved_models/minilm/1'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+
+import numpy as np
+
+from kbert.export.op_check import check_serving_ops
+from kbert.export.warmup import write_warmup_requests
+
+SIGNATURES = ("serving_default", "embed_pairs", "embed_ids", "sentence_embedding", "tokenize")
+CLASSIFIER_SIGNATURES = ("classify", "classify_pairs")
+
+WARMUP_TEXTS = ("The quick brown fox jumps over the lazy dog.",
+                "It is a truth universally acknowledged, that a single man in possession of a "
+                "good fortune, must be in want of a wife.")
+WARMUP_PAIRS = ("A fox jumped.", "Every rich bachelor wants a wife.")
+
+
+class ExportError(ValueError):
+    """A model, tokenizer or destination that cannot be exported as asked."""
+
+
+def is_classifier(model) -> bool:
+    """A kbert task head with a class output (`BertClassifier`), as opposed to a bare encoder."""
+    return hasattr(model, "encoder") and hasattr(model, "num_classes") and hasattr(
+        model, "problem_type")
+
+
+def split_model(model):
+    """-> (encoder, classifier or None)."""
+    if is_classifier(model):
+        return model.encoder, model
+    if hasattr(model, "bert_config") and hasattr(model, "embeddings"):
+        return model, None
+    raise ExportError(f"cannot export a {type(model).__name__}: pass a kbert BertEncoder or a "
+                      f"BertClassifier")
+
+
+def resolve_tokenizer(model, tokenizer):
+    tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        raise ExportError("a text signature needs the tokenizer: pass tokenizer=BertTokenizer(...)")
+    encoder, _ = split_model(model)
+    if tokenizer.vocab_size != encoder.bert_config.vocab_size:
+        raise ExportError(
+            f"the tokenizer has {tokenizer.vocab_size} entries but the encoder's token table has "
+            f"{encoder.bert_config.vocab_size}: they do not belong together")
+    return tokenizer
+
+
+def resolve_max_length(model, tokenizer, max_length: int | None) -> int:
+    encoder, classifier = split_model(model)
+    if max_length is None:
+        max_length = classifier.max_length if classifier is not None else tokenizer.max_length
+    limit = encoder.bert_config.max_position_embeddings
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or not 3 <= max_length <= limit:
+        raise ExportError(f"max_length must be an integer in [3, {limit}] (the encoder's "
+                          f"positions; 3 fits [CLS] A [SEP] B [SEP] minimally), got {max_length!r}")
+    return max_length
+
+
+def next_version(model_dir: str) -> int:
+    """1 + the largest integer version directory under `model_dir` (1 when there is none)."""
+    if not os.path.isdir(model_dir):
+        return 1
+    versions = [int(n) for n in os.listdir(model_dir)
+                if n.isdigit() and os.path.isdir(os.path.join(model_dir, n))]
+    return max(versions, default=0) + 1
+
+
+class ServingFunctions:
+    """The graph functions behind the signatures (also used by `kbert.export.tflite`).
+
+    Args:
+        model: a BertEncoder or a BertClassifier.
+        tokenizer: the kbert BertTokenizer of the model's vocabulary.
+        max_length: packed length (longer texts are truncated longest-first).
+        pad_to_max_length: text signatures return [batch, max_length] instead of trimming to the
+            longest packed row of the batch.
+    """
+
+    def __init__(self, model, tokenizer, max_length: int, pad_to_max_length: bool = False):
+        import tensorflow as tf
+
+        self.encoder, self.classifier = split_model(model)
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.pad_to_max_length = pad_to_max_length
+        config = self.encoder.bert_config
+        self.vocab_size = config.vocab_size
+        self.type_vocab_size = config.type_vocab_size
+        self.max_positions = config.max_position_embeddings
+        if self.classifier is not None:
+            self.label_names = tf.constant([str(c) for c in self.classifier.class_labels])
+
+    def trackable_root(self, concrete_functions):
+        """The SavedModel's object graph: the variables the traced signatures read.
+
+        Not `keras.export.ExportArchive`: it also saves every endpoint as a restorable
+        function, which retraces the (large) tokenizer graph and doubles export time; TF
+        Serving only reads the signatures. The tf.Variables themselves (not the Keras
+        variables wrapping them) must be in the object graph, or TFLite's converter cannot
+        freeze them. The tokenizer holds no lookup table, only constants the graphs capture.
+        """
+        import tensorflow as tf
+
+        root = tf.__internal__.tracking.AutoTrackable()
+        seen, variables = set(), []
+        for function in concrete_functions:
+            for variable in function.variables:
+                if id(variable) not in seen:
+                    seen.add(id(variable))
+                    variables.append(variable)
+        root.model_variables = variables
+        return root
+
+    # ------------------------------------------------------------------ pieces
+    def sanitize_ids(self, token_ids, segment_ids, padding_mask):
+        """Out-of-range ids -> [UNK], segment ids clipped to [0, type_vocab), mask -> 0/1."""
+        import tensorflow as tf
+
+        bad = (token_ids < 0) | (token_ids >= self.vocab_size)
+        token_ids = tf.where(bad, tf.constant(self.tokenizer.unk_id, tf.int32), token_ids)
+        segment_ids = tf.clip_by_value(segment_ids, 0, self.type_vocab_size - 1)
+        padding_mask = tf.cast(tf.not_equal(padding_mask, 0), tf.int32)
+        return token_ids, segment_ids, padding_mask
+
+    def pack(self, text, text_pair=None):
+        import tensorflow as tf
+
+        packed = self.tokenizer(text, text_pair, max_length=self.max_length)
+        if self.pad_to_max_length:
+            return packed
+        lengths = tf.reduce_sum(packed["padding_mask"], axis=1)
+        # the longest packed row; 2 ([CLS] [SEP]) also gives an empty batch a defined width
+        width = tf.reduce_max(tf.concat([lengths, [2]], 0))
+        return {k: v[:, :width] for k, v in packed.items()}
+
+    def encode(self, packed):
+        import tensorflow as tf
+
+        outputs = self.encoder(packed, training=False)
+        return {
+            "sequence_output": tf.cast(outputs["sequence_output"], tf.float32),
+            "pooled_output": tf.cast(outputs["pooled_output"], tf.float32),
+            "padding_mask": packed["padding_mask"],
+            "token_ids": packed["token_ids"],
+            "segment_ids": packed["segment_ids"],
+        }
+
+    def classify_packed(self, packed):
+        import tensorflow as tf
+
+        logits = tf.cast(self.classifier(packed, training=False), tf.float32)
+        batch = tf.shape(logits)[0]
+        outputs = {"logits": logits}
+        kind = self.classifier.problem_type
+        if kind == "regression":
+            return outputs
+        names = tf.tile(self.label_names[tf.newaxis, :], [batch, 1])
+        outputs["label_names"] = names
+        if kind == "multi_label":
+            outputs["probabilities"] = tf.sigmoid(logits)
+            outputs["predicted"] = tf.cast(outputs["probabilities"] >= 0.5, tf.int32)
+            return outputs
+        outputs["probabilities"] = tf.nn.softmax(logits, axis=-1)
+        label_id = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        outputs["label_id"] = label_id
+        outputs["label"] = tf.gather(self.label_names, label_id)
+        return outputs
+
+    # ------------------------------------------------------------------ signatures
+    def functions(self) -> dict:
+        """Signature name -> tf.function with its input signature."""
+        import tensorflow as tf
+
+        text = tf.TensorSpec([None], tf.string, name="text")
+        text_pair = tf.TensorSpec([None], tf.string, name="text_pair")
+        ids = [tf.TensorSpec([None, None], tf.int32, name=n)
+               for n in ("token_ids", "segment_ids", "padding_mask")]
+
+        # Traced once and called by every text signature: the tokenizer's graph is large
+        # (thousands of nodes), so sharing it roughly halves export time and saved_model.pb.
+        pack_text = tf.function(self.pack, autograph=False, input_signature=[text])
+        pack_pair = tf.function(self.pack, autograph=False, input_signature=[text, text_pair])
+
+        @tf.function(autograph=False, input_signature=[text])
+        def serving_default(text):
+            return self.encode(pack_text(text))
+
+        @tf.function(autograph=False, input_signature=[text, text_pair])
+        def embed_pairs(text, text_pair):
+            return self.encode(pack_pair(text, text_pair))
+
+        @tf.function(autograph=False, input_signature=ids)
+        def embed_ids(token_ids, segment_ids, padding_mask):
+            shape = tf.shape(token_ids)
+            checks = [
+                tf.debugging.assert_equal(shape, tf.shape(segment_ids), message=(
+                    "embed_ids: token_ids and segment_ids must have the same shape")),
+                tf.debugging.assert_equal(shape, tf.shape(padding_mask), message=(
+                    "embed_ids: token_ids and padding_mask must have the same shape")),
+                tf.debugging.assert_less_equal(shape[1], self.max_positions, message=(
+                    f"embed_ids: sequence longer than the model's "
+                    f"{self.max_positions} positions")),
+            ]
+            with tf.control_dependencies(checks):
+                token_ids, segment_ids, padding_mask = self.sanitize_ids(
+                    token_ids, segment_ids, padding_mask)
+            return self.encode({"token_ids": token_ids, "segment_ids": segment_ids,
+                                "padding_mask": padding_mask})
+
+        @tf.function(autograph=False, input_signature=[text])
+        def sentence_embedding(text):
+            out = self.encode(pack_text(text))
+            mask = tf.cast(out["padding_mask"], tf.float32)[:, :, tf.newaxis]
+            total = tf.reduce_sum(out["sequence_output"] * mask, axis=1)
+            count = tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+            return {"pooled_output": out["pooled_output"], "mean_embedding": total / count}
+
+        @tf.function(autograph=False, input_signature=[text])
+        def tokenize(text):
+            ids, starts, ends = self.tokenizer.tokenize_with_offsets(text)
+            return {
+                "token_ids": ids.to_tensor(0),
+                "pieces": self.tokenizer.id_to_piece(ids).to_tensor(""),
+                "start_offsets": starts.to_tensor(0),
+                "end_offsets": ends.to_tensor(0),
+                "num_tokens": tf.cast(ids.row_lengths(), tf.int32),
+            }
+
+        functions = dict(serving_default=serving_default, embed_pairs=embed_pairs,
+                         embed_ids=embed_ids, sentence_embedding=sentence_embedding,
+                         tokenize=tokenize)
+        if self.classifier is not None:
+            @tf.function(autograph=False, input_signature=[text])
+            def classify(text):
+                return self.classify_packed(pack_text(text))
+
+            @tf.function(autograph=False, input_signature=[text, text_pair])
+            def classify_pairs(text, text_pair):
+                return self.classify_packed(pack_pair(text, text_pair))
+
+            functions.update(classify=classify, classify_pairs=classify_pairs)
+        return functions
+
+    def warmup_requests(self) -> list[tuple[str, dict]]:
+        """One real request per signature (2 texts each), for TF Serving's warm-up file."""
+        texts = np.array([t.encode() for t in WARMUP_TEXTS], dtype=object)
+        pairs = np.array([t.encode() for t in WARMUP_PAIRS], dtype=object)
+        packed = {k: v.numpy() for k, v in self.tokenizer(
+            list(WARMUP_TEXTS), max_length=self.max_length).items()}
+        requests = [("serving_default", {"text": texts}),
+                    ("embed_pairs", {"text": texts, "text_pair": pairs}),
+                    ("embed_ids", packed),
+                    ("sentence_embedding", {"text": texts}),
+                    ("tokenize", {"text": texts})]
+        if self.classifier is not None:
+            requests += [("classify", {"text": texts}),
+                         ("classify_pairs", {"text": texts, "text_pair": pairs})]
+        return requests
+
+
+def export_saved_model(model, tokenizer=None, base_dir: str | os.PathLike = "saved_models",
+                       name: str = "kbert", version: int | None = None, *,
+                       max_length: int | None = None, pad_to_max_length: bool = False,
+                       check_ops: bool = True, warmup: bool = True,
+                       overwrite: bool = False) -> str:
+    """Write a TF Serving model version `<base_dir>/<name>/<version>/`; returns its path.
+
+    The version is written under a temporary name and renamed into place only after the op
+    check passed, so a server watching `<base_dir>/<name>` never loads a half-written version.
+
+    Args:
+        model: a `BertEncoder`, or a fine-tuned `BertClassifier` (adds `classify` signatures).
+        tokenizer: the `BertTokenizer` of the model's vocabulary (default: the classifier's).
+        base_dir: the server's model base path.
+        name: model name (the `/v1/models/<name>` of the REST API).
+        version: integer version; None = 1 + the largest existing one. An existing version is
+            an error unless `overwrite`.
+        max_length: packed sequence length (default: the classifier's or tokenizer's, 128);
+            longer texts are truncated longest-first like transformers.
+        pad_to_max_length: text signatures output [batch, max_length] instead of trimming the
+            padding columns to the longest packed row of the request (`seq` below).
+        check_ops: refuse ops stock TF Serving 2.16+ lacks (`kbert.export.op_check`).
+        warmup: write `assets.extra/tf_serving_warmup_requests` (one request per signature).
+        overwrite: replace an existing version directory.
+
+    Signatures (B = batch, any size including 0; seq = longest packed row of the request,
+    at most max_length, at least 2; H = hidden size; N = most WordPieces of a row; C = classes):
+
+    `serving_default` - one text per row.
+        inputs:  text            string  [B]  UTF-8 (invalid bytes are dropped, see BertTokenizer)
+        outputs: sequence_output float32 [B, seq, H]  last-layer vector of each token
+                 pooled_output   float32 [B, H]       tanh(dense([CLS]))
+                 padding_mask    int32   [B, seq]     1 on real tokens ([CLS] ... [SEP])
+                 token_ids       int32   [B, seq]     `[CLS] A [SEP] [PAD]...`
+                 segment_ids     int32   [B, seq]     all 0
+    `embed_pairs` - sentence pairs `[CLS] A [SEP] B [SEP]` (a separate signature, so that
+        single-text REST calls need no second input).
+        inputs:  text, text_pair string [B] each
+        outputs: as serving_default; segment_ids 1 on `B [SEP]`.
+    `embed_ids` - already tokenized input.
+        inputs:  token_ids, segment_ids, padding_mask  int32 [B, S], S <= max positions
+        outputs: as serving_default with seq = S. Ids outside [0, vocab) are replaced by [UNK]
+                 (the token_ids output echoes the ids used), segment ids are clipped to
+                 [0, type_vocab), any non-zero mask value counts as 1. Different shapes or
+                 S > max positions: INVALID_ARGUMENT error naming the problem.
+    `sentence_embedding` - one vector per text.
+        inputs:  text           string  [B]
+        outputs: pooled_output  float32 [B, H]  the [CLS] pooler
+                 mean_embedding float32 [B, H]  mean of sequence_output over real tokens
+                                                ([CLS] and [SEP] included, not L2-normalised)
+    `tokenize` - WordPieces of each text, no [CLS]/[SEP], not truncated.
+        inputs:  text          string [B]
+        outputs: token_ids     int32  [B, N]  (0 after num_tokens)
+                 pieces        string [B, N]  vocabulary strings ("" after num_tokens)
+                 start_offsets int64  [B, N]  UTF-8 byte offsets into the input text
+                 end_offsets   int64  [B, N]
+                 num_tokens    int32  [B]
+    `classify` / `classify_pairs` (BertClassifier only) - inputs as serving_default /
+        embed_pairs.
+        outputs: logits        float32 [B, C]
+                 probabilities float32 [B, C]  softmax (multi_label: sigmoid; absent for
+                                               regression)
+                 label_id      int32   [B]     argmax (single_label)
+                 label         string  [B]     its name (single_label)
+                 predicted     int32   [B, C]  1 where probability >= 0.5 (multi_label)
+                 label_names   string  [B, C]  the class names, repeated per row (REST's row
+                                               format needs a batch dimension on every output)
+
+    Raises:
+        ExportError: unusable model / tokenizer / max_length, or an existing version.
+        OpCheckError: the graph needs an op TF Serving 2.16+ does not register.
+    """
+    import tensorflow as tf
+
+    tokenizer = resolve_tokenizer(model, tokenizer)
+    max_length = resolve_max_length(model, tokenizer, max_length)
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise ExportError(f"model name must be letters, digits, '.', '_' or '-', got {name!r}")
+    model_dir = os.path.join(os.fspath(base_dir), name)
+    if version is None:
+        version = next_version(model_dir)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise ExportError(f"version must be a non-negative integer, got {version!r}")
+    final = os.path.join(model_dir, str(version))
+    if os.path.exists(final) and not overwrite:
+        raise ExportError(f"{final} exists; pick another version or pass overwrite=True")
+
+    serving = ServingFunctions(model, tokenizer, max_length, pad_to_max_length)
+    signatures = {k: f.get_concrete_function() for k, f in serving.functions().items()}
+    root = serving.trackable_root(signatures.values())
+
+    os.makedirs(model_dir, exist_ok=True)
+    staging = os.path.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
+    try:
+        tf.saved_model.save(root, staging, signatures=signatures)
+        if check_ops:
+            check_serving_ops(staging)
+        if warmup:
+            write_warmup_requests(staging, name, serving.warmup_requests())
+        if os.path.exists(final):
+            shutil.rmtree(final)
+        os.rename(staging, final)
+    finally:
+        if os.path.exists(staging):
+            shutil.rmtree(staging, ignore_errors=True)
+    return final
