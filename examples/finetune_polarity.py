@@ -86,6 +86,7 @@ def main(argv=None) -> int:
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pooling", default="pooled", choices=["pooled", "cls", "mean"])
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--output", default="runs/polarity")
     args = parser.parse_args(argv)
@@ -109,7 +110,7 @@ def main(argv=None) -> int:
     print(f"data: {source}: {len(train)} train / {len(test)} test")
 
     clf = BertClassifier.from_pretrained(args.model or minilm_dir(), num_classes=2,
-                                         max_length=args.max_length)
+                                         max_length=args.max_length, pooling=args.pooling)
     clf.fit_texts(train, validation=None, epochs=epochs, batch_size=args.batch_size,
                   learning_rate=args.learning_rate, seed=args.seed,
                   verbose=2 if args.fast else "auto")
@@ -122,7 +123,8 @@ def main(argv=None) -> int:
     report.save_confusion_png(os.path.join(args.output, "confusion.png"))
     clf.save_pretrained(os.path.join(args.output, "model"))
     summary = {"test_accuracy": report.accuracy, "test_macro_f1": report.macro_f1,
-               "train": len(train), "test": len(test), "epochs": epochs,
+               "train": len(train), "test": len(test), "epochs": epochs, "pooling": args.pooling,
+               "learning_rate": args.learning_rate, "batch_size": args.batch_size,
                "wall_seconds": round(wall, 1), "cpu_count": os.cpu_count(),
                "loadavg_before": load_before, "loadavg_after": load_after, "data": source}
     with open(os.path.join(args.output, "summary.json"), "w") as f:

@@ -24,6 +24,7 @@ from kbert.tasks.data import (DataError, LabelledData, LabelMap, check_texts, te
                               truncation_report)
 
 PROBLEM_TYPES = ("single_label", "multi_label", "regression")
+POOLINGS = ("pooled", "cls", "mean")
 LABELS_FILE = "labels.json"
 
 
@@ -65,10 +66,14 @@ class BertClassifier(TaskModel):
             sigmoids + binary cross entropy) or "regression" (mean squared error).
         dropout: dropout before the output layer (default: the encoder's hidden dropout).
         freeze_layers: see `TaskModel`.
+        pooling: the text vector: "pooled" (BERT's tanh pooler on [CLS], the default), "cls"
+            (the raw final [CLS] vector) or "mean" (mean of the real tokens' final vectors: what
+            sentence-embedding models such as all-MiniLM-L6-v2 were trained to produce).
     """
 
     def __init__(self, encoder, num_classes: int = 2, problem_type: str = "single_label",
-                 dropout: float | None = None, freeze_layers: int | None = None, **kwargs):
+                 dropout: float | None = None, freeze_layers: int | None = None,
+                 pooling: str = "pooled", **kwargs):
         kwargs.setdefault("name", "bert_classifier")
         super().__init__(encoder, freeze_layers=freeze_layers, **kwargs)
         if problem_type not in PROBLEM_TYPES:
@@ -77,8 +82,11 @@ class BertClassifier(TaskModel):
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < minimum:
             raise ValueError(f"num_classes must be an integer >= {minimum} for {problem_type}, "
                              f"got {num_classes!r}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.num_classes = num_classes
         self.problem_type = problem_type
+        self.pooling = pooling
         self.dropout_rate = head_dropout_rate(self.encoder, dropout)
         self._dropout_arg = dropout
         self.__dict__["_label_map"] = None
@@ -94,8 +102,20 @@ class BertClassifier(TaskModel):
         self.built = True
 
     def call(self, inputs, training=False):
-        pooled = self.encoder(inputs, training=training)["pooled_output"]
-        return self.logits(self.dropout(pooled, training=training))
+        outputs = self.encoder(inputs, training=training)
+        if self.pooling == "pooled":
+            vector = outputs["pooled_output"]
+        elif self.pooling == "cls":
+            vector = outputs["sequence_output"][:, 0, :]
+        else:
+            sequence = outputs["sequence_output"]
+            mask = inputs.get("padding_mask") if isinstance(inputs, dict) else None
+            if mask is None:
+                vector = ops.mean(sequence, axis=1)
+            else:
+                mask = ops.expand_dims(ops.cast(mask, sequence.dtype), -1)
+                vector = ops.sum(sequence * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1)
+        return self.logits(self.dropout(vector, training=training))
 
     # ------------------------------------------------------------------ labels
     @property
@@ -256,7 +276,7 @@ class BertClassifier(TaskModel):
     def get_config(self):
         config = super().get_config()
         config.update(num_classes=self.num_classes, problem_type=self.problem_type,
-                      dropout=self._dropout_arg)
+                      dropout=self._dropout_arg, pooling=self.pooling)
         return config
 
     def _save_extra(self, directory: str) -> dict:

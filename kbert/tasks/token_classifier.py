@@ -124,8 +124,6 @@ class BertTokenClassifier(TaskModel):
         if tags is not None:
             if len(tags) != len(sentences):
                 raise DataError(f"{len(sentences)} sentences but {len(tags)} tag lists")
-            if self.label_map is None:
-                self.set_label_map(LabelMap.from_labels(tags))
         texts, spans = [], []
         for i, words in enumerate(sentences):
             if not words:
@@ -136,6 +134,8 @@ class BertTokenClassifier(TaskModel):
             text, word_spans = word_char_spans(words)
             texts.append(text)
             spans.append(word_spans)
+        if tags is not None and self.label_map is None:
+            self.set_label_map(LabelMap.from_labels(tags))
         budget = self.max_length - 2
         rows, targets, weights, alignment = [], [], [], []
         cut_words = cut_sentences = 0
