@@ -275,7 +275,7 @@ def test_mixed_bfloat16_runs_with_float32_weights_and_stable_softmax():
     got = _np(mixed(inputs)["sequence_output"]).astype("float32")
     assert np.all(np.isfinite(got))
     # bf16 keeps ~3 significant digits; LayerNorm outputs are O(1).
-    assert np.abs(got - expected).max() < 0.15
+    assert np.abs(got - expected).max() < 0.1
     assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.999
 
 

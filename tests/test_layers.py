@@ -96,7 +96,7 @@ def _attention(**kwargs):
 
 @pytest.mark.parametrize("scores", [False, True], ids=["fused_path", "explicit_path"])
 def test_attention_matches_reference_with_padding(scores):
-    layer = _attention()
+    layer = _attention(fused_attention=True)  # the fused path is off by default on TF
     x, mask = _x(), _mask([6, 3])
     expected, expected_probs = np_attention(layer, x.astype("float64"), mask)
     out = layer(x, padding_mask=mask, return_attention_scores=scores)
@@ -134,7 +134,7 @@ def test_attention_probabilities_sum_to_one_over_real_keys_and_zero_on_padding()
 
 @pytest.mark.parametrize("scores", [False, True], ids=["fused_path", "explicit_path"])
 def test_attention_fully_padded_row_gives_no_nan(scores):
-    layer = _attention()
+    layer = _attention(fused_attention=True)
     x, mask = _x(), _mask([4, 0])
     out = layer(x, padding_mask=mask, return_attention_scores=scores)
     out = out[0] if scores else out
@@ -143,11 +143,13 @@ def test_attention_fully_padded_row_gives_no_nan(scores):
                                atol=ATOL)
 
 
-def test_attention_accepts_bool_mask_like_int_mask():
-    layer = _attention()
-    x, mask = _x(), _mask([5, 2])
-    np.testing.assert_array_equal(_np(layer(x, padding_mask=mask)),
-                                  _np(layer(x, padding_mask=mask.astype(bool))))
+@pytest.mark.parametrize("fused", [None, True, False])
+def test_attention_default_fused_and_explicit_paths_agree(fused):
+    layer = _attention(fused_attention=fused)
+    x, mask = _x(), _mask([6, 2])
+    out = _np(layer(x, padding_mask=mask))
+    np.testing.assert_allclose(out, np_attention(layer, x.astype("float64"), mask)[0], atol=ATOL)
+    np.testing.assert_array_equal(_np(layer(x, padding_mask=mask.astype(bool))), out)
 
 
 def test_attention_dropout_applies_only_in_training():
@@ -166,7 +168,7 @@ def test_attention_rejects_hidden_not_divisible_by_heads():
 
 
 def test_attention_round_trip(tmp_path):
-    layer = _attention(attention_dropout=0.1, name="self_attention")
+    layer = _attention(attention_dropout=0.1, fused_attention=True, name="self_attention")
     check_round_trips(layer, _x(), tmp_path, call_kwargs={"padding_mask": _mask([6, 4])})
     check_round_trips(layer, _x(), tmp_path / "scores",
                       call_kwargs={"padding_mask": _mask([6, 4]), "return_attention_scores": True})

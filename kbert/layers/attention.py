@@ -29,6 +29,12 @@ from keras import ops
 _MASKED_LOGIT = -0.7 * 3.38953e38
 
 
+def _backend_has_fused_attention():
+    # keras.ops.dot_product_attention has fused kernels on JAX (cuDNN, TPU splash) and torch; on
+    # TensorFlow it is a composite of einsums, slower than this layer's explicit path.
+    return keras.config.backend() != "tensorflow"
+
+
 @keras.saving.register_keras_serializable(package="kbert")
 class MultiHeadSelfAttention(keras.layers.Layer):
     """Self-attention over a [batch, seq, H] sequence, keys restricted by a padding mask.
@@ -43,14 +49,17 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     Returns float [batch, seq, H], or `(output, probs)` when scores are requested.
 
     The default path is `keras.ops.dot_product_attention` (a fused kernel where the backend
-    has one); the explicit softmax path runs only when probabilities are requested or
-    attention dropout is active in training. Both give the same result.
+    has one); the explicit softmax path runs when probabilities are requested, when attention
+    dropout is active in training, and on the TensorFlow backend (which has no fused kernel
+    and runs the explicit path faster). Both give the same result.
 
     Args:
         hidden_size: H.
         num_heads: A; H must be divisible by A.
         attention_dropout: dropout rate on the attention probabilities.
         kernel_initializer, bias_initializer: for the `qkv` and `output` Dense layers.
+        fused_attention: use `keras.ops.dot_product_attention` when no probabilities or
+            attention dropout are needed. None (default): yes, except on TensorFlow.
     """
 
     def __init__(
@@ -60,6 +69,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         attention_dropout: float = 0.0,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
+        fused_attention: bool | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -72,6 +82,9 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.attention_dropout = float(attention_dropout)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.fused_attention = fused_attention
+        self._fused = (_backend_has_fused_attention() if fused_attention is None
+                       else bool(fused_attention))
 
         self.qkv = keras.layers.Dense(3 * self.hidden_size, **self._dense_args(), name="qkv")
         self.output_dense = keras.layers.Dense(self.hidden_size, **self._dense_args(),
@@ -98,36 +111,44 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
     def call(self, x, padding_mask=None, training=None, return_attention_scores=False):
         batch, seq = ops.shape(x)[0], ops.shape(x)[1]
-        qkv = ops.reshape(self.qkv(x), (batch, seq, 3, self.num_heads, self.head_size))
-        query, key, value = ops.unstack(qkv, 3, axis=2)  # each [batch, seq, heads, head_size]
+        # Dense layers see 2-D [batch * seq, H]: TF then fuses MatMul + BiasAdd.
+        qkv = self.qkv(ops.reshape(x, (-1, self.hidden_size)))
+        qkv = ops.reshape(qkv, (batch, seq, 3, self.num_heads, self.head_size))
 
         mask = None
         if padding_mask is not None:
             # [batch, 1 (heads), 1 (queries), seq (keys)]
             mask = ops.cast(padding_mask, "bool")[:, None, None, :]
 
-        explicit = return_attention_scores or (training and self.attention_dropout > 0)
+        explicit = (return_attention_scores or not self._fused
+                    or (training and self.attention_dropout > 0))
+        probs = None
         if explicit:
-            context, probs = self._attend_explicit(query, key, value, mask, training)
+            context, probs = self._attend_explicit(qkv, mask, training)
         else:
+            query, key, value = ops.unstack(qkv, 3, axis=2)  # each [batch, seq, heads, size]
             context = ops.dot_product_attention(query, key, value, mask=mask)
-            probs = None
-        output = self.output_dense(ops.reshape(context, (batch, seq, self.hidden_size)))
+        output = self.output_dense(ops.reshape(context, (-1, self.hidden_size)))
+        output = ops.reshape(output, (batch, seq, self.hidden_size))
         if return_attention_scores:
             return output, probs
         return output
 
-    def _attend_explicit(self, query, key, value, mask, training):
+    def _attend_explicit(self, qkv, mask, training):
+        # One transpose to [3, batch, heads, seq, size]; then the matmuls need no others
+        # (cheaper on TF than the BTNH layout of dot_product_attention).
+        qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))
+        query, key, value = ops.unstack(qkv, 3, axis=0)  # (unstack: a cheap gradient)
         query = query * ops.cast(1.0 / math.sqrt(self.head_size), query.dtype)
-        logits = ops.einsum("bqnd,bknd->bnqk", query, key)
+        logits = ops.matmul(query, ops.swapaxes(key, -1, -2))  # [batch, heads, q, k]
         # Softmax in float32 even under a mixed policy: bf16 sums of probabilities drift.
         logits = ops.cast(logits, "float32")
         if mask is not None:
             logits = ops.where(mask, logits, _MASKED_LOGIT)
         probs = ops.softmax(logits, axis=-1)
         dropped = self.dropout(ops.cast(probs, value.dtype), training=training)
-        context = ops.einsum("bnqk,bknd->bqnd", dropped, value)
-        return context, probs
+        context = ops.matmul(dropped, value)  # [batch, heads, seq, size]
+        return ops.transpose(context, (0, 2, 1, 3)), probs
 
     def get_config(self):
         config = super().get_config()
@@ -137,5 +158,6 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             attention_dropout=self.attention_dropout,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
             bias_initializer=keras.initializers.serialize(self.bias_initializer),
+            fused_attention=self.fused_attention,
         )
         return config

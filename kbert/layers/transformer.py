@@ -122,9 +122,14 @@ class TransformerBlock(keras.layers.Layer):
             return_attention_scores=return_attention_scores)
         if return_attention_scores:
             attended, probs = attended
+        # Feed-forward on 2-D [batch * seq, H]: TF then fuses MatMul + BiasAdd (+ GELU).
+        shape = ops.shape(x)
+        x = ops.reshape(x, (-1, self.hidden_size))
+        attended = ops.reshape(attended, (-1, self.hidden_size))
         x = self.attention_layer_norm(x + self.attention_dropout_layer(attended, training=training))
         h = self.output_dense(self.activation(self.intermediate(x)))
         x = self.output_layer_norm(x + self.output_dropout(h, training=training))
+        x = ops.reshape(x, shape)
         if return_attention_scores:
             return x, probs
         return x
