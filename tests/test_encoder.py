@@ -290,3 +290,13 @@ def test_global_mixed_policy_is_picked_up():
     assert encoder.transformer_layers[0].self_attention.qkv.dtype_policy.name == "mixed_bfloat16"
     assert keras.backend.standardize_dtype(out["pooled_output"].dtype) == "bfloat16"
     assert np.all(np.isfinite(_np(out["pooled_output"]).astype("float32")))
+
+
+def test_docstring_examples_run():
+    import doctest
+    import importlib
+
+    for name in ("kbert.layers.embeddings", "kbert.layers.attention",
+                 "kbert.layers.transformer", "kbert.models.encoder"):
+        result = doctest.testmod(importlib.import_module(name))
+        assert result.attempted > 0 and result.failed == 0, name

@@ -13,7 +13,7 @@ Example:
     >>> x = np.random.rand(1, 4, 8).astype("float32")
     >>> out, probs = attention(x, padding_mask=np.array([[1, 1, 1, 0]]),
     ...                        return_attention_scores=True)
-    >>> out.shape, probs.shape
+    >>> tuple(out.shape), tuple(probs.shape)
     ((1, 4, 8), (1, 2, 4, 4))
 """
 

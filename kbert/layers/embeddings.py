@@ -4,7 +4,7 @@ Example:
     >>> import numpy as np
     >>> from kbert.layers import BertEmbeddings
     >>> layer = BertEmbeddings(vocab_size=100, hidden_size=8, max_position_embeddings=16)
-    >>> layer(np.array([[2, 5, 3, 0]]), np.zeros((1, 4), "int32")).shape
+    >>> tuple(layer(np.array([[2, 5, 3, 0]]), np.zeros((1, 4), "int32")).shape)
     (1, 4, 8)
 """
 

@@ -7,7 +7,7 @@ Example:
     >>> import numpy as np
     >>> from kbert.layers import TransformerBlock
     >>> block = TransformerBlock(hidden_size=8, num_heads=2, intermediate_size=32)
-    >>> block(np.random.rand(2, 5, 8).astype("float32")).shape
+    >>> tuple(block(np.random.rand(2, 5, 8).astype("float32")).shape)
     (2, 5, 8)
 """
 

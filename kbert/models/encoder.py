@@ -6,9 +6,9 @@ Example (random weights, then weights from a converter):
     >>> encoder = BertEncoder.from_preset("tiny", vocab_size=1000)
     >>> outputs = encoder({"token_ids": np.array([[2, 17, 3, 0]]),
     ...                    "padding_mask": np.array([[1, 1, 1, 0]])})
-    >>> outputs["sequence_output"].shape, outputs["pooled_output"].shape
+    >>> tuple(outputs["sequence_output"].shape), tuple(outputs["pooled_output"].shape)
     ((1, 4, 128), (1, 128))
-    >>> encoder.get_layer("transformer_layer_0").self_attention.qkv.kernel.shape
+    >>> tuple(encoder.get_layer("transformer_layer_0").self_attention.qkv.kernel.shape)
     (128, 384)
 """
 
