@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         "vocab_fingerprint": tfrecords.vocabulary_fingerprint(vocab.tokens),
         "corpus": files, "dupe_factor": args.dupe_factor, "seed": args.seed,
         "short_seq_prob": args.short_seq_prob, "heldout_fraction": args.heldout_fraction,
-        "format": args.format, "splits": splits})
+        "input_format": args.format, "splits": splits})
     for name, info in splits.items():
         share = info["not_next"] / max(info["examples"], 1)
         print(f"{name}: {info['examples']} pairs ({share:.1%} NotNext) in "

@@ -1,1 +1,53 @@
-"""kbert.data"""
+"""The pre-training data pipeline: corpus -> documents -> sentences -> NSP pairs -> MLM batches.
+
+    corpus.py        Document, iter_documents, document_dataset, detect_format, is_heldout
+    segmentation.py  split_sentences, join_lines, heading rules (pure Python)
+    pairs.py         NSP pairs as a tf.data transformation (nsp_pairs, PairOptions)
+    masking.py       MlmMasker: MLM masking with unigram replacement, whole-word option
+    pipeline.py      pretraining_dataset (the trainer's entry point), pair_dataset
+    tfrecords.py     NSP pairs as sharded TFRecords (`kbert prepare`), read_pairs
+
+Names resolve lazily, so `import kbert.data` does not import TensorFlow.
+
+Example:
+    >>> from kbert.data import pretraining_dataset                          # doctest: +SKIP
+    >>> ds = pretraining_dataset("austen", "runs/vocab", batch_size=32)     # doctest: +SKIP
+    >>> features, labels = next(iter(ds))                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "Document": "kbert.data.corpus",
+    "iter_documents": "kbert.data.corpus",
+    "document_dataset": "kbert.data.corpus",
+    "detect_format": "kbert.data.corpus",
+    "is_heldout": "kbert.data.corpus",
+    "split_sentences": "kbert.data.segmentation",
+    "PairOptions": "kbert.data.pairs",
+    "nsp_pairs": "kbert.data.pairs",
+    "MlmMasker": "kbert.data.masking",
+    "MaskingError": "kbert.data.masking",
+    "pretraining_dataset": "kbert.data.pipeline",
+    "pair_dataset": "kbert.data.pipeline",
+    "read_pairs": "kbert.data.tfrecords",
+    "PairFileError": "kbert.data.tfrecords",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kbert.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_EXPORTS))
+
+
+__all__ = sorted(_EXPORTS)

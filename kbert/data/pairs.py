@@ -39,7 +39,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from kbert.tokenization.packing import pack_segments, truncated_lengths
+from kbert.tokenization.packing import pack_segments
 
 DEFAULT_WINDOW = 16
 IS_NEXT, NOT_NEXT = 0, 1
@@ -146,9 +146,17 @@ def plan_pairs(lengths, partner_lengths, partner_ok, seed, options: PairOptions)
     return tf.boolean_mask(plans[:, :7], plans[:, 7] == 0)
 
 
+def kept_lengths(a_len, b_len, max_num_tokens):
+    """The reference's truncate_seq_pair, closed form: drop one token at a time from the
+    longer segment (B on a tie) until a + b <= max_num_tokens. int32 [pairs] each."""
+    fits = a_len + b_len <= max_num_tokens
+    a_kept = tf.minimum(a_len, tf.maximum((max_num_tokens + 1) // 2, max_num_tokens - b_len))
+    return tf.where(fits, a_len, a_kept), tf.where(fits, b_len, max_num_tokens - a_kept)
+
+
 def _truncate(a_start, a_len, b_start, b_len, seed, seq_length):
     """Longest-first truncation, each removed token from the front or back at random."""
-    a_kept, b_kept = truncated_lengths([a_len, b_len], seq_length)
+    a_kept, b_kept = kept_lengths(a_len, b_len, seq_length - 3)
     seeds = tf.random.experimental.stateless_split(seed, 2)
     def front(count, one_seed):  # removals from the front ~ Binomial(removed, 1/2)
         return tf.random.stateless_binomial(tf.shape(count), one_seed, tf.cast(count, tf.float32),

@@ -93,7 +93,10 @@ def pair_dataset(corpus, tokenizer_or_vocab, seq_length: int = 128, *, seed: int
                             reshuffle_each_iteration=dynamic)
 
     def tokenize(doc):
-        pieces = tokenizer.tokenize(doc["sentences"])
+        # "[MASK]" typed in a book is text, not a special token: "[ MASK]" tokenizes alike
+        # ("[", "mask", "]") but is not matched as one.
+        text = tf.strings.regex_replace(doc["sentences"], r"\[(PAD|UNK|CLS|SEP|MASK)\]", r"[ \1]")
+        pieces = tokenizer.tokenize(text)
         pieces = tf.ragged.boolean_mask(pieces, pieces.row_lengths() > 0)
         return {"doc_index": doc["doc_index"], "sentences": pieces}
 

@@ -152,5 +152,5 @@ def read_pairs(directory, split: str = "train", seq_length: int | None = None,
     if shuffle_seed is not None:
         names = names.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=dynamic)
     records = names.interleave(lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
-                               cycle_length=min(4, len(files)), deterministic=True)
+                               cycle_length=min(4, len(files)))
     return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
