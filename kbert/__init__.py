@@ -14,6 +14,15 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "BertConfig": "kbert.config",
     "ConfigError": "kbert.config",
+    "ContextualEmbedder": "kbert.embeddings",
+    "CheckpointError": "kbert.convert",
+    "load_pretrained": "kbert.convert",
+    "load_transformers_checkpoint": "kbert.convert",
+    "save_transformers_checkpoint": "kbert.convert",
+    "load_google_checkpoint": "kbert.convert",
+    "load_kbert_model": "kbert.convert",
+    "save_kbert_model": "kbert.convert",
+    "BertEncoder": "kbert.models.encoder",
 }
 
 

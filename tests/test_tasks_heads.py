@@ -120,15 +120,28 @@ def test_mismatched_tokenizer_and_encoder_is_refused():
 
 
 # ------------------------------------------------------------------ raw text, saving, errors
-def _trained_pair_classifier():
-    model = with_tokenizer(BertClassifier(encoder(), num_classes=2), max_length=16)
-    model.fit_texts(PAIRS, validation=PAIRS, epochs=2, batch_size=2, learning_rate=1e-3,
-                    verbose=0)
-    return model
+class _RecordEpochs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.val_losses, self.weights = [], []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.val_losses.append(logs["val_loss"])
+        self.weights.append([w.copy() for w in self.model.get_weights()])
 
 
 def test_pair_classifier_fit_predict_save_and_load(tmp_path):
-    model = _trained_pair_classifier()
+    model = with_tokenizer(BertClassifier(encoder(), num_classes=2), max_length=16)
+    record = _RecordEpochs()
+    # a large learning rate makes the validation loss jump around between epochs
+    history = model.fit_texts(PAIRS, validation=PAIRS, epochs=3, batch_size=2, learning_rate=0.3,
+                              warmup=0, verbose=0, callbacks=[record])
+    assert len(history.history["val_loss"]) == 3
+    best = int(np.argmin(record.val_losses))
+    for restored, kept in zip(model.get_weights(), record.weights[best]):
+        np.testing.assert_array_equal(restored, kept)  # the best epoch's weights, not the last
+    if best != 2:
+        assert any(not np.array_equal(a, b) for a, b in zip(model.get_weights(), record.weights[2]))
     assert model.label_map.labels == ["neg", "pos"]
     predictions = model.predict_texts(PAIRS.texts, PAIRS.pairs)
     assert predictions.probabilities.shape == (4, 2)

@@ -1,1 +1,38 @@
-"""kbert.training"""
+"""kbert.training: BERT's optimizer and schedule, training callbacks, and the pre-training job.
+
+    optimizer.py   create_optimizer (AdamW, no decay on LayerNorm/biases), WarmupLinearDecay
+    callbacks.py   StopOnDivergence, AtomicCheckpoint, ResumableBackup, TrainingDiverged
+    pretrain.py    PretrainConfig, pretrain() -- what `kbert pretrain` runs (import the function
+                   as `from kbert.training.pretrain import pretrain`)
+
+Names resolve lazily, so importing the package does not import Keras or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "create_optimizer": "kbert.training.optimizer",
+    "WarmupLinearDecay": "kbert.training.optimizer",
+    "set_precision": "kbert.training.optimizer",
+    "StopOnDivergence": "kbert.training.callbacks",
+    "AtomicCheckpoint": "kbert.training.callbacks",
+    "ResumableBackup": "kbert.training.callbacks",
+    "TrainingDiverged": "kbert.training.callbacks",
+    "PretrainConfig": "kbert.training.pretrain",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kbert.training' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_EXPORTS))
+
+
+__all__ = sorted(_EXPORTS)

@@ -1,0 +1,84 @@
+"""`kbert fill-mask`: predict the [MASK] tokens of sentences with a pre-trained model.
+
+    kbert fill-mask "It is a truth universally [MASK] that a single man ..." --model runs/pretrain
+
+Prints, for every [MASK] of every sentence, the top-k tokens with their probabilities.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+def load_pretrainer(model_dir: str):
+    """(BertPretrainer, BertTokenizer) from a `kbert pretrain` output directory."""
+    import keras
+
+    import kbert.models.pretrainer  # noqa: F401  (registers the classes for deserialization)
+    from kbert.tokenization.tokenizer import BertTokenizer
+
+    path = os.path.join(model_dir, "pretrainer.keras")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} does not exist; pass the output directory of "
+                                "`kbert pretrain` (it holds pretrainer.keras and vocab.txt)")
+    model = keras.saving.load_model(path, compile=False)
+    tokenizer = BertTokenizer(model_dir)
+    model.bert_config.check_vocab(tokenizer.vocab_size)
+    return model, tokenizer
+
+
+def fill_mask(model, tokenizer, texts: list[str], top_k: int = 5):
+    """For each text, for each [MASK] in it (left to right): the top_k (token, probability).
+
+    Returns list (texts) of list (masks) of list (top_k) of (str, float).
+    Raises ValueError for a text without [MASK] or longer than the model's positions.
+    """
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    ids = tokenizer.encode(list(texts))
+    limit = model.bert_config.max_position_embeddings
+    longest = max(len(row) for row in ids) + 2
+    if longest > limit:
+        raise ValueError(f"a text has {longest - 2} pieces; the model takes at most {limit - 2}")
+    packed = {k: np.asarray(v) for k, v in tokenizer(list(texts), max_length=longest).items()}
+    where = [np.flatnonzero(row == tokenizer.mask_id) for row in packed["token_ids"]]
+    for text, positions in zip(texts, where):
+        if positions.size == 0:
+            raise ValueError(f"no [MASK] in {text!r}; write [MASK] where a word should be guessed")
+    width = max(p.size for p in where)
+    positions = np.zeros((len(texts), width), "int32")
+    for i, p in enumerate(where):
+        positions[i, :p.size] = p
+    logits = model({**packed, "masked_positions": positions}, training=False)["mlm_logits"]
+    logits = np.asarray(logits, dtype="float64")
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    k = min(top_k, probs.shape[-1])
+    results = []
+    for i, p in enumerate(where):
+        per_mask = []
+        for j in range(p.size):
+            best = np.argsort(-probs[i, j])[:k]
+            per_mask.append([(tokenizer.vocab.tokens[t], float(probs[i, j, t])) for t in best])
+        results.append(per_mask)
+    return results
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("texts", nargs="+", metavar="TEXT", help='sentences containing "[MASK]"')
+    parser.add_argument("--model", default="runs/pretrain",
+                        help="output directory of `kbert pretrain` (default: runs/pretrain)")
+    parser.add_argument("--top-k", type=int, default=5, help="predictions per mask (default 5)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def run(args) -> int:
+    model, tokenizer = load_pretrainer(args.model)
+    for text, masks in zip(args.texts, fill_mask(model, tokenizer, args.texts, args.top_k)):
+        print(text)
+        for n, predictions in enumerate(masks, 1):
+            label = f"  [MASK] {n}:" if len(masks) > 1 else "  [MASK]:"
+            print(label, "  ".join(f"{token} {prob:.3f}" for token, prob in predictions))
+    return 0

@@ -1,0 +1,370 @@
+"""The pre-training job behind `kbert pretrain`: vocabulary, data, model, fit, evaluation, saving.
+
+Example:
+    >>> from kbert.training.pretrain import PretrainConfig, pretrain
+    >>> result = pretrain(PretrainConfig(output_dir="runs/pretrain"))  # doctest: +SKIP
+    >>> result["heldout"]["mlm_accuracy"] > 3 * result["heldout"]["baseline_accuracy"]  # doctest: +SKIP
+    True
+
+Files written in `output_dir`:
+    vocab.txt, vocab_counts.txt   the vocabulary (trained here unless one is given or present)
+    model_config.json             the BertConfig
+    encoder.keras                 the encoder alone, for fine-tuning (with vocab.txt)
+    pretrainer.keras              encoder + MLM/NSP heads, without optimizer state
+    checkpoints/                  ckpt-{step}.weights.h5 (weights + optimizer), checkpoint.json
+    backup/                       keras BackupAndRestore state while a run is unfinished
+    logs/                         TensorBoard (when the tensorboard package is installed)
+    history.csv                   metrics of every epoch
+    summary.json                  configuration, timings, final and held-out metrics
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Any
+
+SUMMARY_FILE = "summary.json"
+
+
+@dataclasses.dataclass
+class PretrainConfig:
+    """Everything `pretrain` needs; the defaults are the `kbert pretrain` default run.
+
+    The defaults were tuned to finish in about 10 minutes on a 2-core CPU (see
+    docs / the pretrain command's help for the measured numbers).
+    """
+
+    corpus: Any = "austen"
+    output_dir: str = "runs/pretrain"
+    vocab: str | None = None            # an existing vocab.txt (or its directory)
+    vocab_size: int = 8000              # when a vocabulary is trained
+    preset: str = "tiny"
+    model: dict | str | None = None     # BertConfig overrides, or a BertConfig JSON file
+    seq_length: int = 128
+    batch_size: int = 32
+    max_predictions: int = 20
+    masked_lm_prob: float = 0.15
+    whole_word_masking: bool = False
+    steps: int = 3000
+    steps_per_epoch: int = 200
+    learning_rate: float = 1e-3
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 12345
+    mixed_precision: bool | str = False
+    jit_compile: bool = False
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    eval_batches: int = 40
+    examples: int = 5
+    verbose: int = 1
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "PretrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown pretrain config keys {unknown}; known keys: {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, path: str) -> "PretrainConfig":
+        with open(path, encoding="utf-8") as f:
+            try:
+                values = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}: not valid JSON ({e})") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a JSON object, got {type(values).__name__}")
+        return cls.from_dict(values)
+
+    def validate(self) -> None:
+        for name in ("seq_length", "batch_size", "max_predictions", "steps", "steps_per_epoch",
+                     "checkpoint_every", "keep_checkpoints", "eval_batches", "vocab_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.seq_length < 8:
+            raise ValueError(f"seq_length must be >= 8, got {self.seq_length}")
+        if not 0 < self.masked_lm_prob < 1:
+            raise ValueError(f"masked_lm_prob must be in (0, 1), got {self.masked_lm_prob!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+
+    @property
+    def epochs(self) -> int:
+        return math.ceil(self.steps / self.steps_per_epoch)
+
+    @property
+    def total_steps(self) -> int:
+        """`steps` rounded up to whole epochs (Keras counts progress in epochs)."""
+        return self.epochs * self.steps_per_epoch
+
+
+# ---------------------------------------------------------------------------------- parts
+def prepare_vocabulary(config: PretrainConfig, log=print):
+    """The given vocabulary, else the one in output_dir (a re-run reuses it), else a new one."""
+    from kbert.tokenization.vocab import VOCAB_FILE, Vocabulary, train_vocabulary
+
+    if config.vocab is not None:
+        vocab = Vocabulary.load(config.vocab)
+        vocab.save(config.output_dir)
+        log(f"vocabulary: {vocab.size} entries from {config.vocab}")
+        return vocab
+    if os.path.isfile(os.path.join(config.output_dir, VOCAB_FILE)):
+        vocab = Vocabulary.load(config.output_dir)
+        log(f"vocabulary: reusing {vocab.size} entries in {config.output_dir}")
+        return vocab
+    start = time.perf_counter()
+    vocab = train_vocabulary(config.corpus, vocab_size=config.vocab_size,
+                             output_dir=config.output_dir)
+    log(f"vocabulary: trained {vocab.size} entries in {time.perf_counter() - start:.0f}s")
+    return vocab
+
+
+def model_config(config: PretrainConfig, vocab_size: int):
+    """The BertConfig of the run; an explicit vocab_size must agree with the vocabulary."""
+    from kbert.config import BertConfig
+
+    overrides = config.model
+    if isinstance(overrides, str):
+        with open(overrides, encoding="utf-8") as f:
+            overrides = json.load(f)
+    overrides = dict(overrides or {})
+    overrides.setdefault("vocab_size", vocab_size)
+    overrides.setdefault("max_position_embeddings", max(512, config.seq_length))
+    bert_config = BertConfig.preset(config.preset, **overrides)
+    saved = os.path.join(config.output_dir, "model_config.json")
+    if os.path.isfile(saved) and os.path.isdir(os.path.join(config.output_dir, "backup")):
+        previous = BertConfig.from_json(saved)
+        if previous != bert_config:
+            raise ValueError(
+                f"{config.output_dir} holds an unfinished run of a different model "
+                f"({previous}); use another output_dir or delete its backup/ folder")
+    bert_config.check_vocab(vocab_size)
+    if config.seq_length > bert_config.max_position_embeddings:
+        raise ValueError(f"seq_length {config.seq_length} exceeds max_position_embeddings "
+                         f"{bert_config.max_position_embeddings}")
+    return bert_config
+
+
+def build_datasets(config: PretrainConfig, tokenizer, skip_batches: int = 0):
+    """(train, heldout) tf.data of (features, labels) batches from `kbert.data.pipeline`.
+
+    train repeats forever with new pairs and masks at each pass over the corpus; heldout is the
+    fixed evaluation set built from the held-out chapters (`kbert.data.corpus.is_heldout`).
+    """
+    from kbert.data.pipeline import pretraining_dataset
+
+    common = dict(seq_length=config.seq_length, batch_size=config.batch_size,
+                  max_predictions=config.max_predictions, masked_lm_prob=config.masked_lm_prob,
+                  whole_word=config.whole_word_masking)
+    train = pretraining_dataset(config.corpus, tokenizer, seed=config.seed, split="train",
+                                repeat=True, **common)
+    if skip_batches:
+        # A resumed run continues the data stream where the interrupted epoch began.
+        train = train.skip(skip_batches)
+    heldout = pretraining_dataset(config.corpus, tokenizer, seed=config.seed, split="heldout",
+                                  **common)
+    return train, heldout
+
+
+def _resume_epoch(backup_dir: str) -> int:
+    try:
+        with open(os.path.join(backup_dir, "training_metadata.json"), encoding="utf-8") as f:
+            return int(json.load(f)["epoch"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def evaluate_heldout(model, dataset, batches: int) -> dict:
+    """MLM and NSP accuracy on `batches` held-out batches, with the best constant baseline.
+
+    baseline_accuracy: the share of the most frequent held-out target token, i.e. the accuracy
+    of always predicting it (the strongest single-token predictor, chosen with hindsight).
+    """
+    import numpy as np
+
+    correct = total = nsp_correct = nsp_total = 0.0
+    target_counts: dict[int, float] = {}
+    for x, y in dataset.take(batches):
+        labels = {**x, **y}
+        out = model(x, training=False)
+        pred = np.argmax(np.asarray(out["mlm_logits"]), -1)
+        ids = np.asarray(labels["masked_ids"])
+        w = np.asarray(labels["masked_weights"], dtype="float64")
+        correct += float((w * (pred == ids)).sum())
+        total += float(w.sum())
+        for token, weight in zip(ids[w > 0].tolist(), w[w > 0].tolist()):
+            target_counts[token] = target_counts.get(token, 0.0) + weight
+        nsp = np.asarray(labels["next_sentence_labels"]).reshape(-1)
+        nsp_correct += float((np.argmax(np.asarray(out["nsp_logits"]), -1) == nsp).sum())
+        nsp_total += nsp.size
+    if total == 0 or nsp_total == 0:
+        raise ValueError("the held-out split produced no masked tokens; is the corpus too small?")
+    top_token, top_count = max(target_counts.items(), key=lambda kv: kv[1])
+    return {"mlm_accuracy": correct / total, "nsp_accuracy": nsp_correct / nsp_total,
+            "baseline_accuracy": top_count / total, "baseline_token_id": int(top_token),
+            "masked_tokens": int(total), "pairs": int(nsp_total)}
+
+
+def fill_mask_examples(model, tokenizer, corpus, count: int, seed: int) -> list[dict]:
+    """Mask one word in each of `count` held-out sentences and predict it."""
+    import random
+
+    if count <= 0:
+        return []
+
+    from kbert.commands.fill_mask import fill_mask
+    from kbert.data.corpus import iter_documents
+
+    rng = random.Random(seed)
+    candidates = [s for doc in iter_documents(corpus, split="heldout") for s in doc.sentences
+                  if 6 <= len(s.split()) <= 40]
+    rng.shuffle(candidates)
+    examples = []
+    for sentence in candidates:
+        words = sentence.split()
+        order = [i for i, w in enumerate(words) if w.isalpha() and len(w) > 2]
+        rng.shuffle(order)
+        # a word that is a single piece, so one [MASK] stands for it exactly
+        chosen = next((i for i in order[:8] if len(tokenizer.encode(words[i])[0]) == 1), None)
+        if chosen is None:
+            continue
+        masked = " ".join(words[:chosen] + ["[MASK]"] + words[chosen + 1:])
+        predictions = fill_mask(model, tokenizer, [masked], top_k=5)[0][0]
+        examples.append({"text": masked, "answer": words[chosen].lower(),
+                         "predictions": predictions})
+        if len(examples) == count:
+            break
+    return examples
+
+
+# ---------------------------------------------------------------------------------- the job
+def pretrain(config: PretrainConfig | dict | None = None, log=print) -> dict:
+    """Run the whole pre-training job; returns (and writes) the JSON summary as a dict.
+
+    Re-running the same command after an interruption resumes from `output_dir/backup`.
+    Raises TrainingDiverged (a ValueError) if the loss becomes NaN, naming the step and the
+    last good checkpoint; ConfigError if the vocabulary does not fit the model.
+    """
+    import keras
+
+    from kbert.models.pretrainer import BertPretrainer
+    from kbert.tokenization.tokenizer import BertTokenizer
+    from kbert.training.callbacks import (AtomicCheckpoint, ResumableBackup, StopOnDivergence,
+                                          TrainingDiverged, write_json_atomic)
+    from kbert.training.optimizer import create_optimizer, set_precision
+
+    if config is None:
+        config = PretrainConfig()
+    elif isinstance(config, dict):
+        config = PretrainConfig.from_dict(config)
+    config.validate()
+    started = time.perf_counter()
+    out = config.output_dir
+    os.makedirs(out, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+
+    vocab = prepare_vocabulary(config, log)
+    bert_config = model_config(config, vocab.size)
+    bert_config.to_json(os.path.join(out, "model_config.json"))
+    tokenizer = BertTokenizer(vocab, max_length=config.seq_length)
+    precision = set_precision(config.mixed_precision)
+    vocab_seconds = time.perf_counter() - started
+
+    backup_dir = os.path.join(out, "backup")
+    resume_epoch = _resume_epoch(backup_dir)
+    train_ds, heldout_ds = build_datasets(config, tokenizer,
+                                          skip_batches=resume_epoch * config.steps_per_epoch)
+
+    model = BertPretrainer.from_bert_config(bert_config)
+    model.compile(
+        optimizer=create_optimizer(config.learning_rate, config.total_steps, config.warmup,
+                                   weight_decay=config.weight_decay),
+        jit_compile=config.jit_compile)
+    params = model.count_params()
+    log(f"model: {config.preset} {bert_config.num_layers} layers, hidden "
+        f"{bert_config.hidden_size}, {params / 1e6:.1f}M parameters, {precision}; "
+        f"{config.total_steps} steps of {config.batch_size} x {config.seq_length} tokens")
+
+    divergence = StopOnDivergence()
+    checkpoints = AtomicCheckpoint(os.path.join(out, "checkpoints"), config.checkpoint_every,
+                                   config.keep_checkpoints)
+    backup = ResumableBackup(backup_dir, verbose=bool(config.verbose))
+    loggers = metric_loggers(out, config.steps_per_epoch, log)
+    fit_start = time.perf_counter()
+    history = model.fit(train_ds, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
+                        callbacks=[divergence, backup, checkpoints, *loggers],
+                        verbose=config.verbose)
+    fit_seconds = time.perf_counter() - fit_start
+    if divergence.diverged_at_step is not None:
+        latest = AtomicCheckpoint.latest(checkpoints.directory)
+        raise TrainingDiverged(
+            f"the loss became {divergence.loss} at step {divergence.diverged_at_step}; "
+            f"training stopped. Last good checkpoint: {latest or 'none yet'}. Lower the "
+            f"learning rate (now {config.learning_rate}) or enable clipping, then re-run.")
+
+    eval_start = time.perf_counter()
+    heldout = evaluate_heldout(model, heldout_ds, config.eval_batches)
+    heldout["baseline_token"] = vocab.tokens[heldout["baseline_token_id"]]
+    examples = fill_mask_examples(model, tokenizer, config.corpus, config.examples, config.seed)
+    eval_seconds = time.perf_counter() - eval_start
+
+    save_models(model, out)
+    final = {k: float(v[-1]) for k, v in history.history.items()}
+    summary = {
+        "config": dataclasses.asdict(config),
+        "model_config": bert_config.to_dict(),
+        "parameters": int(params),
+        "precision": precision,
+        "steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+        "resumed_from_step": backup.resumed_from_step,
+        "final_train_metrics": final,
+        "heldout": heldout,
+        "examples": examples,
+        "seconds": {"vocab_and_setup": round(vocab_seconds, 1), "fit": round(fit_seconds, 1),
+                    "eval": round(eval_seconds, 1),
+                    "total": round(time.perf_counter() - started, 1)},
+        "files": {"encoder": os.path.join(out, "encoder.keras"),
+                  "pretrainer": os.path.join(out, "pretrainer.keras"),
+                  "vocab": os.path.join(out, "vocab.txt")},
+    }
+    write_json_atomic(os.path.join(out, SUMMARY_FILE), summary)
+    return summary
+
+
+def metric_loggers(out: str, every_steps: int, log=print) -> list:
+    """history.csv (appended across resumes) and TensorBoard logs when TensorBoard is installed
+    (TensorFlow 2.21 no longer pulls it in; `pip install tensorboard` to get the logs)."""
+    import importlib.util
+
+    import keras
+
+    loggers = [keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=True)]
+    if importlib.util.find_spec("tensorboard") is not None:
+        loggers.append(keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False,
+                                                   update_freq=every_steps))
+    else:
+        log("TensorBoard is not installed: metrics go to history.csv only")
+    return loggers
+
+
+def save_models(model, out: str) -> None:
+    """encoder.keras and pretrainer.keras (no optimizer state), each written atomically."""
+    import keras
+
+    from kbert.models.pretrainer import BertPretrainer
+
+    # A fresh, uncompiled copy: `.keras` would otherwise carry the optimizer's moments (2x the
+    # weights) that inference and fine-tuning do not need.
+    clean = BertPretrainer.from_config(model.get_config())
+    clean.set_weights(model.get_weights())
+    for layer, name in ((clean.encoder, "encoder.keras"), (clean, "pretrainer.keras")):
+        tmp = os.path.join(out, f"tmp-{name}")
+        keras.saving.save_model(layer, tmp)
+        os.replace(tmp, os.path.join(out, name))
