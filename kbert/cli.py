@@ -17,7 +17,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tokenize": ("tokenize", "show the WordPiece pieces, ids and offsets of texts"),
     "fill-mask": ("fill_mask", "predict the [MASK] tokens of a sentence with a pre-trained model"),
     "embed": ("embed", "contextual token / word / sentence vectors as JSONL or .npy"),
+    "prepare": ("prepare", "write sharded TFRecords of sentence pairs for a large corpus"),
+    "finetune": ("finetune", "fine-tune a classifier on labelled CSV / TSV / JSONL data"),
+    "classify": ("classify", "label texts (or pairs) with a fine-tuned classifier"),
     "convert": ("convert", "import transformers or Google BERT weights, or export to transformers"),
+    "export": ("export", "export a SavedModel for TensorFlow Serving (saved_models/<name>/<version>/)"),
+    "tflite": ("tflite", "convert an encoder or classifier to TFLite (float32, float16, int8)"),
 }
 
 
