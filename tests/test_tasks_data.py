@@ -155,10 +155,12 @@ def test_text_dataset_buckets_training_batches_by_length():
     texts = [short] * 6 + [long] * 6
     ds = text_dataset(tok, texts, targets=list(range(12)), max_length=40, batch_size=3,
                       shuffle=True, seed=1)
-    seen = []
+    seen, batches = [], 0
     for features, targets in ds:
+        batches += 1
         lengths = set(np.asarray(features["padding_mask"]).sum(1).tolist())
         assert len(lengths) == 1  # never a short sentence padded to a long one
         assert features["token_ids"].shape[1] % 16 == 0
         seen += np.asarray(targets).tolist()
     assert sorted(seen) == list(range(12))
+    assert int(ds.cardinality()) == batches == 4  # known up front: a progress bar from epoch 1

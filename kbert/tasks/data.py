@@ -463,11 +463,18 @@ def text_dataset(tokenizer, texts: Sequence[str], pairs: Sequence[str] | None = 
 
         boundaries = list(range(bucket_width + 1, max_length + 1, bucket_width)) + [max_length + 1]
         boundaries = sorted(set(boundaries))
+        # The batch count is fixed (each bucket's size is), but tf.data cannot know it: count
+        # it here so that Keras shows a progress bar from the first epoch on.
+        lengths = np.asarray(tokenizer(list(texts), pairs=None if pairs is None else list(pairs),
+                                       max_length=max_length)["padding_mask"]).sum(axis=1)
+        buckets = np.bincount(np.searchsorted(boundaries, lengths, side="right"))
+        num_batches = int(sum(-(-int(c) // batch_size) for c in buckets))
         ds = ds.map(encode_one, num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.bucket_by_sequence_length(
             element_length_func=lambda features, *_: tf.shape(features["token_ids"])[0],
             bucket_boundaries=boundaries, bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
             pad_to_bucket_boundary=False)
+        ds = ds.apply(tf.data.experimental.assert_cardinality(num_batches))
         if targets is None:
             ds = ds.map(lambda f: _pad_to(f, bucket_width, max_length))
         else:
