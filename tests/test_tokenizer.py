@@ -262,3 +262,21 @@ def test_bad_arguments(tokenizer):
         BertTokenizer(tokenizer.vocab, max_length=1)
     with pytest.raises(ValueError, match="1-D batch"):
         tokenizer.tokenize([["a"]])
+
+
+def test_cli_tokenize_prints_pieces_ids_and_offsets(capsys):
+    from kbert.cli import main
+
+    text = "Café [MASK] 中"
+    assert main(["tokenize", "--vocab", MODEL_DIR, "--json", text, "naïve"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    tokenizer = BertTokenizer(MODEL_DIR)
+    assert [r["ids"] for r in rows] == tokenizer.encode([text, "naïve"])
+    assert [r["pieces"] for r in rows] == tokenizer.pieces([text, "naïve"])
+    raw = text.encode()
+    assert [raw[s:e].decode() for s, e in rows[0]["offsets"]] == ["Café", "[MASK]", "中"]
+    assert main(["tokenize", "--vocab", MODEL_DIR, text]) == 0
+    out = capsys.readouterr().out
+    assert "[MASK]" in out and "103" in out and "'Café'" in out
+    assert main(["tokenize", "--vocab", os.path.join(MODEL_DIR, "missing.txt"), "x"]) == 1
+    assert "does not exist" in capsys.readouterr().err

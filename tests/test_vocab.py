@@ -146,45 +146,51 @@ CORPUS = [
 def independent_counts(tokenizer, lines):
     """Line by line through the Python API, not the batched tf.data path of training."""
     counts = np.zeros(tokenizer.vocab_size, np.int64)
-    for line in lines:
-        for ids in tokenizer.encode([line]):
-            np.add.at(counts, ids, 1)
+    unique = sorted(set(lines))
+    for line, ids in zip(unique, tokenizer.encode(unique)):
+        np.add.at(counts, ids, lines.count(line))
     return counts
 
 
-def test_training_layout_counts_and_files(tmp_path):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One training on a single plain file, written to disk."""
+    root = tmp_path_factory.mktemp("trained")
+    corpus = write(root / "corpus.txt", CORPUS)
+    vocab = train_vocabulary(str(corpus), vocab_size=200, num_unused=3, output_dir=root / "out")
+    return vocab, root / "out"
+
+
+def test_training_layout_counts_and_files(trained):
     from kbert.tokenization.tokenizer import BertTokenizer
 
-    corpus = write(tmp_path / "corpus.txt", CORPUS)
-    vocab = train_vocabulary(str(corpus), vocab_size=200, num_unused=3, output_dir=tmp_path / "out")
+    vocab, out = trained
     assert vocab.tokens[:8] == SPECIAL_TOKENS + ("[unused0]", "[unused1]", "[unused2]")
     assert vocab.size <= 200
     assert not vocab.is_cased and "é" not in "".join(vocab.tokens)  # accents stripped
     tokenizer = BertTokenizer(vocab, lower_case=True)
-    expected = independent_counts(tokenizer, CORPUS)
-    np.testing.assert_array_equal(vocab.counts, expected)
+    np.testing.assert_array_equal(vocab.counts, independent_counts(tokenizer, CORPUS))
     assert vocab.counts[vocab.unk_id] == 20 and vocab.counts[vocab.mask_id] == 20
     assert vocab.counts[[vocab.pad_id, vocab.cls_id, vocab.sep_id]].sum() == 0
-    loaded = Vocabulary.load(tmp_path / "out")
+    assert vocab.counts[list(vocab.unused_ids)].sum() == 0
+    loaded = Vocabulary.load(out)
     assert loaded.tokens == vocab.tokens
     np.testing.assert_array_equal(loaded.counts, vocab.counts)
 
 
-def test_training_reads_files_dirs_gz_and_globs_alike(tmp_path):
+def test_training_reads_dirs_gz_and_globs_like_one_file(trained, tmp_path):
+    vocab, _ = trained
     half = len(CORPUS) // 2
     (tmp_path / "d").mkdir()
     write(tmp_path / "d" / "a.txt", CORPUS[:half])
     with gzip.open(tmp_path / "d" / "b.txt.gz", "wt", encoding="utf-8") as f:
         f.write("\n".join(CORPUS[half:]) + "\n")
-    by_dir = train_vocabulary(tmp_path / "d", vocab_size=200)
-    by_glob = train_vocabulary(str(tmp_path / "d" / "*"), vocab_size=200)
-    by_files = train_vocabulary([tmp_path / "d" / "a.txt", tmp_path / "d" / "b.txt.gz"],
-                                vocab_size=200)
-    single = write(tmp_path / "all.txt", CORPUS)
-    whole = train_vocabulary(single, vocab_size=200)
-    for other in (by_glob, by_files, whole):
-        assert other.tokens == by_dir.tokens
-        np.testing.assert_array_equal(other.counts, by_dir.counts)
+    by_dir = train_vocabulary(tmp_path / "d", vocab_size=200, num_unused=3)
+    by_glob = train_vocabulary([str(tmp_path / "d" / "a.*"), tmp_path / "d" / "b.txt.gz"],
+                               vocab_size=200, num_unused=3)
+    for other in (by_dir, by_glob):
+        assert other.tokens == vocab.tokens
+        np.testing.assert_array_equal(other.counts, vocab.counts)
 
 
 def test_training_cased_keeps_case_and_accents(tmp_path):
@@ -215,7 +221,8 @@ def test_training_on_one_embedded_novel(tmp_path):
     vocab = train_vocabulary(novel, vocab_size=2000)
     assert 1900 <= vocab.size <= 2000  # the learner stops within 5% below the target
     assert vocab.counts[vocab.unk_id] < 0.001 * vocab.counts.sum()
-    assert vocab.counts[vocab.token_to_id["the"]] == vocab.counts.max()
+    words = [i for i, t in enumerate(vocab.tokens) if t.isalpha()]
+    assert vocab.tokens[max(words, key=lambda i: vocab.counts[i])] == "the"
 
 
 def test_trim_drops_the_rarest_pieces_but_never_characters():
@@ -228,3 +235,17 @@ def test_trim_drops_the_rarest_pieces_but_never_characters():
     assert _trim(reserved + learned, 20, len(reserved)) == reserved + learned
     with pytest.raises(VocabularyError, match="needs 10 entries"):
         _trim(reserved + learned, 9, len(reserved))
+
+
+def test_cli_vocab_writes_both_files(tmp_path, capsys):
+    from kbert.cli import main
+
+    corpus = write(tmp_path / "corpus.txt", CORPUS)
+    out = tmp_path / "runs" / "vocab"
+    assert main(["vocab", "--corpus", str(corpus), "--vocab-size", "200", "--output",
+                 str(out)]) == 0
+    assert "vocab.txt" in capsys.readouterr().out
+    vocab = Vocabulary.load(out)
+    assert vocab.size <= 200 and vocab.counts is not None and vocab.tokens[0] == "[PAD]"
+    assert main(["vocab", "--corpus", str(tmp_path / "nope"), "--output", str(out)]) == 1
+    assert "does not exist" in capsys.readouterr().err
