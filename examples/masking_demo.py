@@ -75,10 +75,10 @@ def show(batch, vocab, index: int) -> None:
     print("segment_ids:", " ".join(map(str, batch["segment_ids"][index][:length])))
     print("masked_lm_positions:", " ".join(map(str, positions)))
     print("masked_lm_labels:", " ".join(original[p] for p in positions))
-    print(f"next_sentence_label: {label} ({'NotNext: B from another document' if label else 'IsNext: B follows A'});"
-          f" A = doc {int(batch['a_doc'][index])} sentences {int(batch['a_start'][index])}-"
-          f"{int(batch['a_end'][index]) - 1}, B = doc {int(batch['b_doc'][index])} sentences "
-          f"{int(batch['b_start'][index])}-{int(batch['b_end'][index]) - 1}")
+    meaning = "NotNext: B from another document" if label else "IsNext: B follows A"
+    a, b = (f"doc {int(batch[s + '_doc'][index])} sentences {int(batch[s + '_start'][index])}-"
+            f"{int(batch[s + '_end'][index]) - 1}" for s in ("a", "b"))
+    print(f"next_sentence_label: {label} ({meaning}); A = {a}, B = {b}")
     print()
 
 
@@ -100,10 +100,12 @@ def main(argv=None) -> int:
         vocab = Vocabulary.load(args.vocab)
     else:
         vocab = (fast_vocabulary() if args.fast else None) or trained_vocabulary(args.fast)
-    # --fast reads the held-out chapters only: a pass over 12 chapters instead of 271
-    ds = pretraining_dataset("austen", vocab, seq_length=args.seq_length,
-                             batch_size=args.examples, seed=args.seed,
-                             split="heldout" if args.fast else "train",
+    from kbert.corpora import austen_files
+
+    # --fast reads one novel (Persuasion, 24 chapters) instead of all six
+    ds = pretraining_dataset(austen_files()[3:4] if args.fast else "austen", vocab,
+                             seq_length=args.seq_length, batch_size=args.examples,
+                             seed=args.seed, split="all" if args.fast else "train",
                              whole_word=args.whole_word, dynamic=True, shuffle=True, debug=True)
     batch = next(ds.as_numpy_iterator())
     for i in range(len(batch["token_ids"])):

@@ -3,9 +3,9 @@
 
 Steps (see kbert/corpora/PROVENANCE.md): `apt-get download r-cran-janeaustenr` (run
 `apt-get update` first on a fresh machine), `dpkg -x` it, read the R lazy-load database
-`janeaustenr/data/Rdata.rdb/.rdx` with the `rdata` package (pip-installed into a temporary
-directory, ~/.cache/kbert/rdata-pylib, when missing), join each novel's lines with "\\n", check the sha256 of every text
-against PROVENANCE.md, and only then write the gzip files.
+`janeaustenr/data/Rdata.rdb/.rdx` with the `rdata` package (pip-installed into a private
+directory, ~/.cache/kbert/rdata-pylib, when missing), join each novel's lines with "\\n",
+check the sha256 of every text against PROVENANCE.md, and only then write the gzip files.
 
     python scripts/rebuild_austen.py                  # check against the shipped files
     python scripts/rebuild_austen.py --write          # also overwrite kbert/corpora/austen/

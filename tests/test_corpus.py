@@ -2,7 +2,6 @@
 
 import collections
 import gzip
-import os
 import tracemalloc
 
 import pytest

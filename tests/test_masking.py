@@ -55,7 +55,8 @@ def test_selects_exactly_the_count_and_never_specials():
         assert (np.diff(real) > 0).all()                  # ascending, distinct
         assert not np.isin(ids[r, real], [0, 1, 2, 3, 4]).any()
         assert (positions[r][weights[r] == 0] == 0).all()
-        assert (out["masked_ids"].numpy()[r] == np.where(weights[r] == 1, ids[r, positions[r]], 0)).all()
+        expected_ids = np.where(weights[r] == 1, ids[r, positions[r]], 0)
+        assert (out["masked_ids"].numpy()[r] == expected_ids).all()
     actions = out["masked_actions"].numpy()
     assert ((actions == EMPTY) == (weights == 0)).all()
 

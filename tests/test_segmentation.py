@@ -12,7 +12,7 @@ from kbert.data.segmentation import (is_chapter_heading, is_decoration, is_secti
 def austen_paragraph(novel: str, starts_with: str) -> str:
     """The hard-wrapped paragraph of the real corpus file that starts with `starts_with`."""
     path = next(p for p in austen_files() if os.path.basename(p).startswith(novel))
-    lines, current = [], []
+    current = []
     for line in list(read_lines(path)) + [""]:
         if line.strip():
             current.append(line)
@@ -69,7 +69,8 @@ def test_real_paragraph_with_mrs_and_miss_splits_only_at_sentence_ends():
      ["Mr. F. C. Churchill wrote.", "Mrs. Weston read it."]),
     ("She waited... Then nothing. So did I. It ended.",
      ["She waited... Then nothing.", "So did I.", "It ended."]),
-    ('"Is it so?" said he. "It is!" She smiled.', ['"Is it so?" said he.', '"It is!"', "She smiled."]),
+    ('"Is it so?" said he. "It is!" She smiled.',
+     ['"Is it so?" said he.', '"It is!"', "She smiled."]),
     ('"Oh! Mr. Knightley, stop!" cried Emma.', ['"Oh! Mr. Knightley, stop!" cried Emma.']),
     ("See No. 97 of the Rambler. It is good.", ["See No. 97 of the Rambler.", "It is good."]),
     ("It was e.g. Tuesday. Yes.", ["It was e.g. Tuesday.", "Yes."]),

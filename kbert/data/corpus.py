@@ -20,8 +20,8 @@ sentence; anything else is prose.
 Held-out split: a document is held out when the SHA-1 hash of its id ("<file name>:<k>", the
 k-th document of that file) falls below `heldout_fraction` of the hash range. It depends only on
 the file name and the document's position in that file, not on the other files, the order of
-reading or the seed; with the default 0.05 the Austen corpus holds out 12 of its 271 documents (269 chapters,
-an advertisement and a note on the text).
+reading or the seed; with the default 0.05 the Austen corpus holds out 12 of its 271 documents
+(269 chapters, an advertisement and a note on the text).
 
 Example:
     >>> docs = iter_documents("austen")
@@ -156,7 +156,8 @@ def _prose_documents(lines: Iterable[str], chapters: bool) -> Iterator[tuple[str
             return
         text = seg.join_lines(paragraph)
         title_line = (len(paragraph) == 1 and len(text.split()) <= 6
-                      and not _SENTENCE_END.search(text) and not text.endswith(("-", ",", ":", ";")))
+                      and not _SENTENCE_END.search(text)
+                      and not text.endswith(("-", ",", ":", ";")))
         if not (front_matter and title_line):
             sentences.extend(seg.split_sentences(text))
         paragraph.clear()

@@ -220,7 +220,8 @@ def document_pairs(doc_index, sentences, partner_index, partner_sentences, seed,
     if with_provenance:
         packed.update(
             a_doc=tf.fill(tf.shape(labels), doc_index),
-            b_doc=tf.where(b_source < 0, doc_index, tf.gather(partner_index, tf.maximum(b_source, 0))),
+            b_doc=tf.where(b_source < 0, doc_index,
+                           tf.gather(partner_index, tf.maximum(b_source, 0))),
             a_start=a_start, a_end=a_end, b_start=b_start, b_end=b_end,
             a_offset=a_from - a_tok, a_length=a_kept, b_offset=b_from - b_tok, b_length=b_kept)
     return packed

@@ -28,7 +28,8 @@ ABBREVIATIONS = frozenset("""
 # "No." / "p." end a sentence unless a number follows ("No. 97", "p. 12").
 NUMBER_ABBREVIATIONS = frozenset({"No", "no", "p", "Art", "art"})
 # "Oh! Mr. Knightley" is one exclamation, not two sentences (unless a quote closes after "!").
-INTERJECTIONS = frozenset("Oh oh Ah ah O Alas Nay Pooh Ha Aye Ay Hush Hark Lo Eh Hey Bah Fie Heyday".split())
+INTERJECTIONS = frozenset(
+    "Oh oh Ah ah O Alas Nay Pooh Ha Aye Ay Hush Hark Lo Eh Hey Bah Fie Heyday".split())
 
 _BOUNDARY = re.compile(r"""([.!?]+)(["'’”)\]]*)(\s+)(?=["'‘“(\[_]*[A-Z0-9À-Ý])""")
 _WORD_BEFORE = re.compile(r"""([\w.&'’-]+)$""")
@@ -51,7 +52,8 @@ def is_section_heading(line: str) -> bool:
         return True
     letters = [c for c in text if c.isalpha()]
     return (len(letters) >= 2 and all(c.isupper() for c in letters)
-            and not text.endswith((".", "!", "?", '"', ",", ";", ":", "-")) and len(text.split()) <= 12)
+            and not text.endswith((".", "!", "?", '"', ",", ";", ":", "-"))
+            and len(text.split()) <= 12)
 
 
 def is_decoration(line: str) -> bool:
@@ -110,7 +112,8 @@ def split_sentences(paragraph: str) -> list[str]:
         if terminator.endswith("."):
             if len(terminator) > 1:
                 continue  # an ellipsis does not end a sentence
-            if not _period_ends_sentence(text, m.start(1), text[m.end():m.end() + 8].lstrip("\"'‘“(_[")):
+            after = text[m.end():m.end() + 8].lstrip("\"'‘“(_[")
+            if not _period_ends_sentence(text, m.start(1), after):
                 continue
         elif not m.group(2):
             match = _WORD_BEFORE.search(text, 0, m.start(1))

@@ -116,7 +116,8 @@ def read_pairs(directory, split: str = "train", seq_length: int | None = None,
     if vocab_size is not None and vocab_size != int(meta["vocab_size"]):
         raise PairFileError(f"{directory} was prepared with a vocabulary of {meta['vocab_size']} "
                             f"entries, not {vocab_size}")
-    if vocab_tokens is not None and vocabulary_fingerprint(vocab_tokens) != meta.get("vocab_fingerprint"):
+    if (vocab_tokens is not None
+            and vocabulary_fingerprint(vocab_tokens) != meta.get("vocab_fingerprint")):
         raise PairFileError(f"{directory} was prepared with a different vocabulary")
     splits = ["train", "heldout"] if split == "all" else [split]
     files = []
