@@ -161,7 +161,7 @@ def _tiny_vocab(directory, size=30):
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     vocab_dir = _tiny_vocab(tmp_path / "vocab")
-    monkeypatch.setattr(pretrain_lib, "build_datasets", lambda config, tokenizer, skip_batches=0: (
+    monkeypatch.setattr(pretrain_lib, "build_datasets", lambda config, tokenizer, resume_epoch=0: (
         _synthetic_batches(30, nan_at=8), _synthetic_batches(30)))
     config = _offline_config(tmp_path, vocab_dir)
     with pytest.raises(TrainingDiverged, match=r"at step 8\b.*ckpt-6\.weights\.h5"):
@@ -184,7 +184,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
 
 def test_pretrain_offline_writes_models_and_summary(tmp_path, monkeypatch):
     vocab_dir = _tiny_vocab(tmp_path / "vocab")
-    monkeypatch.setattr(pretrain_lib, "build_datasets", lambda config, tokenizer, skip_batches=0: (
+    monkeypatch.setattr(pretrain_lib, "build_datasets", lambda config, tokenizer, resume_epoch=0: (
         _synthetic_batches(30), _synthetic_batches(30).take(2)))
     summary = pretrain_lib.pretrain(_offline_config(tmp_path, vocab_dir), log=lambda *a: None)
     run = tmp_path / "run"
@@ -192,6 +192,11 @@ def test_pretrain_offline_writes_models_and_summary(tmp_path, monkeypatch):
     assert 0 <= summary["heldout"]["mlm_accuracy"] <= 1
     assert json.loads((run / "summary.json").read_text())["steps"] == 12
     assert not (run / "backup").exists()  # deleted once training completed
+    # the newest two checkpoints, nothing half-written, and the pointer to the last one
+    assert sorted(os.listdir(run / "checkpoints")) == ["checkpoint.json", "ckpt-10.weights.h5",
+                                                      "ckpt-12.weights.h5"]
+    assert json.loads((run / "checkpoints" / "checkpoint.json").read_text()) == {
+        "step": 12, "file": "ckpt-12.weights.h5"}
     encoder = keras.saving.load_model(run / "encoder.keras")
     assert encoder.bert_config.vocab_size == 30
     loaded = keras.saving.load_model(run / "pretrainer.keras")
@@ -213,19 +218,6 @@ def test_config_validation_and_unknown_keys(tmp_path):
         pretrain_lib.PretrainConfig(batch_size=0).validate()
     config = pretrain_lib.PretrainConfig(steps=450, steps_per_epoch=200)
     assert (config.epochs, config.total_steps) == (3, 600)
-
-
-def test_atomic_checkpoint_leaves_no_partial_files(tmp_path):
-    from kbert.models.pretrainer import BertPretrainer
-
-    model = BertPretrainer.from_bert_config(BertConfig(vocab_size=30, **TINY_MODEL))
-    model.compile(optimizer=create_optimizer(1e-3, 100))
-    model.fit(_synthetic_batches(30), steps_per_epoch=5, epochs=1, verbose=0,
-              callbacks=[AtomicCheckpoint(str(tmp_path), every_steps=2, keep=2)])
-    assert sorted(os.listdir(tmp_path)) == ["checkpoint.json", "ckpt-4.weights.h5",
-                                           "ckpt-5.weights.h5"]
-    assert json.loads((tmp_path / "checkpoint.json").read_text()) == {
-        "step": 5, "file": "ckpt-5.weights.h5"}
 
 
 # ------------------------------------------------------------------------- resume after SIGKILL

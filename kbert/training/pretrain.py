@@ -152,22 +152,21 @@ def model_config(config: PretrainConfig, vocab_size: int):
     return bert_config
 
 
-def build_datasets(config: PretrainConfig, tokenizer, skip_batches: int = 0):
+def build_datasets(config: PretrainConfig, tokenizer, resume_epoch: int = 0):
     """(train, heldout) tf.data of (features, labels) batches from `kbert.data.pipeline`.
 
     train repeats forever with new pairs and masks at each pass over the corpus; heldout is the
     fixed evaluation set built from the held-out chapters (`kbert.data.corpus.is_heldout`).
+    A run resumed at epoch e draws its stream with seed + e instead of replaying the batches
+    of epochs 0..e-1 (skipping them would cost as much input processing as making them).
     """
     from kbert.data.pipeline import pretraining_dataset
 
     common = dict(seq_length=config.seq_length, batch_size=config.batch_size,
                   max_predictions=config.max_predictions, masked_lm_prob=config.masked_lm_prob,
                   whole_word=config.whole_word_masking)
-    train = pretraining_dataset(config.corpus, tokenizer, seed=config.seed, split="train",
-                                repeat=True, **common)
-    if skip_batches:
-        # A resumed run continues the data stream where the interrupted epoch began.
-        train = train.skip(skip_batches)
+    train = pretraining_dataset(config.corpus, tokenizer, seed=config.seed + resume_epoch,
+                                split="train", repeat=True, **common)
     heldout = pretraining_dataset(config.corpus, tokenizer, seed=config.seed, split="heldout",
                                   **common)
     return train, heldout
@@ -216,12 +215,11 @@ def fill_mask_examples(model, tokenizer, corpus, count: int, seed: int) -> list[
     """Mask one word in each of `count` held-out sentences and predict it."""
     import random
 
-    if count <= 0:
-        return []
-
     from kbert.commands.fill_mask import fill_mask
     from kbert.data.corpus import iter_documents
 
+    if count <= 0:
+        return []
     rng = random.Random(seed)
     candidates = [s for doc in iter_documents(corpus, split="heldout") for s in doc.sentences
                   if 6 <= len(s.split()) <= 40]
@@ -254,17 +252,27 @@ def pretrain(config: PretrainConfig | dict | None = None, log=print) -> dict:
     """
     import keras
 
+    if config is None:
+        config = PretrainConfig()
+    elif isinstance(config, dict):
+        config = PretrainConfig.from_dict(config)
+    config.validate()
+    previous_policy = keras.mixed_precision.global_policy()
+    try:
+        return _pretrain(config, log)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _pretrain(config: PretrainConfig, log) -> dict:
+    import keras
+
     from kbert.models.pretrainer import BertPretrainer
     from kbert.tokenization.tokenizer import BertTokenizer
     from kbert.training.callbacks import (AtomicCheckpoint, ResumableBackup, StopOnDivergence,
                                           TrainingDiverged, write_json_atomic)
     from kbert.training.optimizer import create_optimizer, set_precision
 
-    if config is None:
-        config = PretrainConfig()
-    elif isinstance(config, dict):
-        config = PretrainConfig.from_dict(config)
-    config.validate()
     started = time.perf_counter()
     out = config.output_dir
     os.makedirs(out, exist_ok=True)
@@ -279,8 +287,7 @@ def pretrain(config: PretrainConfig | dict | None = None, log=print) -> dict:
 
     backup_dir = os.path.join(out, "backup")
     resume_epoch = _resume_epoch(backup_dir)
-    train_ds, heldout_ds = build_datasets(config, tokenizer,
-                                          skip_batches=resume_epoch * config.steps_per_epoch)
+    train_ds, heldout_ds = build_datasets(config, tokenizer, resume_epoch)
 
     model = BertPretrainer.from_bert_config(bert_config)
     model.compile(
@@ -307,7 +314,7 @@ def pretrain(config: PretrainConfig | dict | None = None, log=print) -> dict:
         raise TrainingDiverged(
             f"the loss became {divergence.loss} at step {divergence.diverged_at_step}; "
             f"training stopped. Last good checkpoint: {latest or 'none yet'}. Lower the "
-            f"learning rate (now {config.learning_rate}) or enable clipping, then re-run.")
+            f"learning rate (now {config.learning_rate}) and re-run.")
 
     eval_start = time.perf_counter()
     heldout = evaluate_heldout(model, heldout_ds, config.eval_batches)
