@@ -215,6 +215,7 @@ def classifier(encoder, tokenizer):
     return model
 
 
+@pytest.mark.slow  # trains a classifier, three conversions: about a minute of CPU
 @pytest.mark.parametrize("form,quantization", [("text", "int8"), ("ids", "dynamic_int8"),
                                                ("ids", "float16")])
 def test_classifier_keeps_its_predictions(classifier, tokenizer, tmp_path, form, quantization):
