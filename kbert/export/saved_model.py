@@ -68,9 +68,10 @@ def resolve_tokenizer(model, tokenizer):
 
 def resolve_max_length(model, tokenizer, max_length: int | None) -> int:
     encoder, classifier = split_model(model)
-    if max_length is None:
-        max_length = classifier.max_length if classifier is not None else tokenizer.max_length
     limit = encoder.bert_config.max_position_embeddings
+    if max_length is None:  # the default never exceeds what the model can take
+        max_length = classifier.max_length if classifier is not None else tokenizer.max_length
+        max_length = min(max_length, limit)
     if isinstance(max_length, bool) or not isinstance(max_length, int) or not 3 <= max_length <= limit:
         raise ExportError(f"max_length must be an integer in [3, {limit}] (the encoder's "
                           f"positions; 3 fits [CLS] A [SEP] B [SEP] minimally), got {max_length!r}")
@@ -296,7 +297,8 @@ def export_saved_model(model, tokenizer=None, base_dir: str | os.PathLike = "sav
         name: model name (the `/v1/models/<name>` of the REST API).
         version: integer version; None = 1 + the largest existing one. An existing version is
             an error unless `overwrite`.
-        max_length: packed sequence length (default: the classifier's or tokenizer's, 128);
+        max_length: packed sequence length (default: the classifier's or tokenizer's, 128,
+            at most the model's positions);
             longer texts are truncated longest-first like transformers.
         pad_to_max_length: text signatures output [batch, max_length] instead of trimming the
             padding columns to the longest packed row of the request (`seq` below).
