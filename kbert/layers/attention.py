@@ -117,8 +117,9 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
         mask = None
         if padding_mask is not None:
-            # [batch, 1 (heads), 1 (queries), seq (keys)]
-            mask = ops.cast(padding_mask, "bool")[:, None, None, :]
+            # [batch, 1 (heads), 1 (queries), seq (keys)]. expand_dims, not [:, None, None, :]:
+            # a new-axis StridedSlice on bool has no TFLite built-in kernel.
+            mask = ops.expand_dims(ops.expand_dims(ops.cast(padding_mask, "bool"), 1), 1)
 
         explicit = (return_attention_scores or not self._fused
                     or (training and self.attention_dropout > 0))
