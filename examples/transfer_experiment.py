@@ -40,8 +40,8 @@ def tiny_pretrain(output_dir: str) -> str:
     pretrain(PretrainConfig(corpus=files, output_dir=output_dir, vocab_size=2000,
                             model={"hidden_size": 64, "num_layers": 2, "num_heads": 2,
                                    "intermediate_size": 128},
-                            seq_length=64, batch_size=16, max_predictions=10, steps=20,
-                            steps_per_epoch=20, checkpoint_every=20, eval_batches=2,
+                            seq_length=64, batch_size=16, max_predictions=10, steps=10,
+                            steps_per_epoch=10, checkpoint_every=10, eval_batches=1,
                             examples=0, verbose=0), log=lambda *a, **k: None)
     return output_dir
 
@@ -89,7 +89,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--learning-rate", type=float, default=5e-4,
+                        help="peak lr (tiny models and random init need more than BERT-base)")
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--output", default="runs/transfer.json")

@@ -217,3 +217,35 @@ def test_classifier_learns_a_separable_task():
     model = with_tokenizer(BertClassifier(encoder(), num_classes=2), max_length=8)
     model.fit_texts(data, epochs=15, batch_size=8, learning_rate=3e-3, verbose=0)
     assert model.evaluate_texts(data).accuracy >= 0.9
+
+
+JAX_SCRIPT = """
+import numpy as np, keras, sys
+sys.path.insert(0, {tests!r})
+from test_tasks_support import encoder, features
+from kbert.tasks import BertClassifier, BertMultipleChoice, BertSpanExtractor, BertTokenClassifier
+assert keras.backend.backend() == "jax"
+x = features()
+for model, y in ((BertClassifier(encoder(), num_classes=2, pooling="mean"), np.array([0, 1])),
+                 (BertTokenClassifier(encoder(), num_labels=3), np.zeros((2, 8), "int32")),
+                 (BertMultipleChoice(encoder()), np.array([0, 1]))):
+    inputs = features(2, 8, choices=3) if isinstance(model, BertMultipleChoice) else x
+    model.compile(total_steps=4, layerwise_lr_decay=0.9)
+    model.train_on_batch(inputs, y)
+qa = BertSpanExtractor(encoder())
+qa.compile(total_steps=4)
+qa.train_on_batch(x, {{"start_logits": np.array([1, 2]), "end_logits": np.array([2, 3])}})
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_heads_train_on_the_jax_backend():
+    import subprocess
+    import sys
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run([sys.executable, "-c", JAX_SCRIPT.format(tests=tests)], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
