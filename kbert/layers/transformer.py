@@ -122,14 +122,14 @@ class TransformerBlock(keras.layers.Layer):
             return_attention_scores=return_attention_scores)
         if return_attention_scores:
             attended, probs = attended
-        # Feed-forward on 2-D [batch * seq, H]: TF then fuses MatMul + BiasAdd (+ GELU).
-        shape = ops.shape(x)
-        x = ops.reshape(x, (-1, self.hidden_size))
-        attended = ops.reshape(attended, (-1, self.hidden_size))
         x = self.attention_layer_norm(x + self.attention_dropout_layer(attended, training=training))
-        h = self.output_dense(self.activation(self.intermediate(x)))
+        # The feed-forward Dense layers see 2-D [batch * seq, H]: TF then fuses MatMul + BiasAdd
+        # (+ GELU), ~1.2x faster inference on CPU. LayerNorm and residuals stay 3-D: on 2-D
+        # they made XLA-compiled training ~1.4x slower (measured on CPU).
+        shape = ops.shape(x)
+        h = self.intermediate(ops.reshape(x, (-1, self.hidden_size)))
+        h = ops.reshape(self.output_dense(self.activation(h)), shape)
         x = self.output_layer_norm(x + self.output_dropout(h, training=training))
-        x = ops.reshape(x, shape)
         if return_attention_scores:
             return x, probs
         return x
