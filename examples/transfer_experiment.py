@@ -103,8 +103,10 @@ def main(argv=None) -> int:
     data, source = load_data(args.fast, args.cache_dir)
     train, test = stratified_split(data, 0.2, seed=0)
     run_dir = args.pretrained
+    scratch = None
     if args.fast:
-        run_dir = tiny_pretrain(tempfile.mkdtemp(prefix="kbert-transfer-"))
+        scratch = tempfile.TemporaryDirectory(prefix="kbert-transfer-")
+        run_dir = tiny_pretrain(scratch.name)
         args.seeds, args.epochs = args.seeds[:1], 1
         train = stratified_split(train, min(0.5, 32 / len(train)), seed=0)[1]
         test = stratified_split(test, min(0.5, 16 / len(test)), seed=0)[1]
@@ -134,6 +136,8 @@ def main(argv=None) -> int:
     with open(args.output, "w") as f:
         json.dump(summary, f, indent=2)
     print(f"wall {summary['wall_seconds']:.0f} s; written to {args.output}")
+    if scratch is not None:
+        scratch.cleanup()
     return 0
 
 
