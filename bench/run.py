@@ -31,8 +31,10 @@ import workloads  # noqa: E402
 KBERT = ("kbert", "kbert_xla")
 # anchor name -> the systems it is the best of
 TRAIN_ANCHORS = {"keras-hub": ("keras_hub", "keras_hub_xla"), "transformers": ("hf",),
-                 "transformers (gathered head)": ("hf_gathered",)}
-INFER_ANCHORS = {"keras-hub": ("keras_hub", "keras_hub_xla"), "transformers": ("hf",)}
+                 "transformers (gathered head)": ("hf_gathered",),
+                 "keras-hub bf16": ("keras_hub_bf16", "keras_hub_xla_bf16")}
+INFER_ANCHORS = {"keras-hub": ("keras_hub", "keras_hub_xla"), "transformers": ("hf",),
+                 "keras-hub bf16": ("keras_hub_bf16", "keras_hub_xla_bf16")}
 
 
 def groups(quick: bool) -> list[dict]:
@@ -53,6 +55,16 @@ def groups(quick: bool) -> list[dict]:
         dict(name="infer_base_512", kind="infer", model="base", seq=512, batch=1,
              steps=steps + 2, systems=infer,
              title="inference, BERT-base, seq 512, batch 1"),
+        dict(name="bf16_train_small", kind="train", model="small", seq=128, batch=32,
+             steps=steps, systems=["kbert", "kbert_bf16", "kbert_xla_bf16", "keras_hub_bf16"],
+             title="mixed_bfloat16 option: pre-train step, BERT-small-like, seq 128, batch 32"),
+        dict(name="bf16_infer_base_128", kind="infer", model="base", seq=128, batch=8,
+             steps=steps + 2, systems=["kbert", "kbert_bf16", "kbert_xla_bf16",
+                                       "keras_hub_bf16"],
+             title="mixed_bfloat16 option: inference, BERT-base, seq 128, batch 8"),
+        dict(name="bf16_effect", kind="precision", model="small", seq=128, batch=32,
+             steps=4 if quick else 20, systems=["kbert"],
+             title="mixed_bfloat16 against float32, same weights and batches"),
     ]
     if quick:  # same shapes of work, smaller: small model, shorter rows, fewer of them
         for g in suite[1:]:
@@ -76,6 +88,8 @@ def shrink(group: dict) -> dict:
     group = dict(group)
     if group["kind"] == "peak":
         group.update(n=256, steps=2)
+    elif group["kind"] == "precision":
+        group.update(model="tiny", seq=16, batch=2, steps=2)
     else:
         group.update(model="tiny", seq=min(group["seq"], 16), batch=min(group["batch"], 2),
                      steps=1, warmup=1)
@@ -147,6 +161,10 @@ def summarize(group: dict, results: dict) -> dict:
             out[system] = {"gflops": {k: _median([r["gflops"][k] for r in good])
                                       for k in good[0]["gflops"]}}
             continue
+        if group["kind"] == "precision":
+            out[system] = {k: v for k, v in good[0].items()
+                           if k not in ("self_maxrss_mb", "process_s")}
+            continue
         step = _median([_median(r["wall_s"]) for r in good])
         units = group["batch"] * group["seq"] if group["kind"] == "train" else group["batch"]
         out[system] = {
@@ -184,11 +202,30 @@ def render(suite, summaries, meta) -> str:
                  if "gflops" in v]
         lines += ["Matmul peak (2048^2): " + "; ".join(cells) + ".", ""]
     for group in suite:
-        if group["kind"] == "peak" or group.get("curve") or group["name"] not in summaries:
+        if group["kind"] == "precision" and group["name"] in summaries:
+            s = summaries[group["name"]].get("kbert", {})
+            lines += [f"## {group['title']}", ""]
+            if "error" in s:
+                lines += [f"failed: {s['error'].splitlines()[0]}", ""]
+                continue
+            lines += [
+                f"{group['model']} model, seq {group['seq']}, batch {group['batch']}: encoder "
+                f"output max |diff| {s['max_abs_diff']:.3g} (mean |output| "
+                f"{s['mean_abs']:.3g}), lowest token cosine {s['min_token_cosine']:.6f}.", "",
+                "| step | " + " | ".join(str(i + 1) for i in range(len(s["loss_float32"])))
+                + " |", "|---" * (len(s["loss_float32"]) + 1) + "|",
+                "| loss float32 | " + " | ".join(f"{v:.3f}" for v in s["loss_float32"]) + " |",
+                "| loss mixed_bfloat16 | " + " | ".join(f"{v:.3f}" for v in s["loss_bf16"])
+                + " |", ""]
+            continue
+        if group["kind"] in ("peak", "precision") or group.get("curve") or (
+                group["name"] not in summaries):
             continue
         summary = summaries[group["name"]]
         unit = "tokens/s" if group["kind"] == "train" else "seq/s"
-        anchors = TRAIN_ANCHORS if group["kind"] == "train" else INFER_ANCHORS
+        anchors = dict(TRAIN_ANCHORS if group["kind"] == "train" else INFER_ANCHORS)
+        if "kbert_bf16" in group["systems"]:
+            anchors["kbert float32"] = ("kbert",)
         lines += [f"## {group['title']}", "",
                   f"| system | step ms | CPU s/step | {unit} | model GFLOP/s | % of TF fp32 peak "
                   "| peak RSS MB |", "|---|---|---|---|---|---|---|"]
@@ -210,13 +247,15 @@ def render(suite, summaries, meta) -> str:
             cells = []
             for anchor, systems in anchors.items():
                 best = _best(summary, systems)
-                if best is None:
+                if best is None or best == kb:
                     continue
-                a = summary[best]
-                cells.append(f"{summary[kb]['rate'] / a['rate']:.2f}x {anchor} ({best}), "
-                             f"memory {summary[kb]['maxrss_mb'] / a['maxrss_mb']:.2f}x")
+                a, k = summary[best], summary[kb]
+                cells.append(f"{k['rate'] / a['rate']:.2f}x {anchor} ({best}; by CPU time "
+                             f"{a['cpu_s'] / k['cpu_s']:.2f}x), memory "
+                             f"{k['maxrss_mb'] / a['maxrss_mb']:.2f}x")
             ratio_rows.append(f"- {kb}: " + "; ".join(cells))
-        lines += ["Ratios (throughput kbert / anchor, peak RSS kbert / anchor):", ""]
+        lines += ["Ratios: throughput kbert / anchor (the anchor's faster mode), the same by "
+                  "CPU seconds per step, and peak RSS kbert / anchor:", ""]
         lines += ratio_rows + [""]
     curve = [g for g in suite if g.get("curve") and g["name"] in summaries]
     if curve:
@@ -280,8 +319,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 repetition, smaller sizes")
     parser.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
-    parser.add_argument("--only", help="comma-separated workload names or prefixes "
-                                       "(peak, train_small, train_base, infer, curve, pipeline)")
+    parser.add_argument("--only", help="comma-separated workload names or prefixes (peak, "
+                                       "train_small, train_base, infer, bf16, curve, pipeline)")
     parser.add_argument("--systems", help="comma-separated systems to keep (default: all)")
     parser.add_argument("--scale", choices=("full", "tiny"), default="full",
                         help="tiny: every workload at toy size (tests the harness only)")

@@ -4,10 +4,12 @@ bench/run.py starts one fresh process per (system, workload, repetition) so that
 inherits another's thread pools, caches or allocator state, and reads the child's last line,
 `RESULT {json}`. The spec is a JSON object:
 
-    kind       "train" | "infer" | "peak"
+    kind       "train" | "infer" | "peak" | "precision"
     system     train: kbert, kbert_xla, keras_hub, keras_hub_xla, hf, hf_gathered
                infer: kbert, kbert_xla, kbert_savedmodel, keras_hub, keras_hub_xla, hf
+               a Keras system + "_bf16" (e.g. kbert_bf16) runs under mixed_bfloat16
                peak:  tf, torch (fp32 and bf16 matmul GFLOP/s)
+               precision: kbert (mixed_bfloat16 against float32: outputs and loss curve)
     model      "small" (L4 H256 A4 I1024) | "base" (L12 H768 A12 I3072) | "tiny" | "L,H,A,I[,V]"
     seq, batch sequence length and batch size
     steps      timed steps (after `warmup` untimed ones)
@@ -42,6 +44,7 @@ MASK_FRACTION = 0.15
 TRAIN_SYSTEMS = ("kbert", "kbert_xla", "keras_hub", "keras_hub_xla", "hf", "hf_gathered")
 INFER_SYSTEMS = ("kbert", "kbert_xla", "kbert_savedmodel", "keras_hub", "keras_hub_xla", "hf")
 PEAK_SYSTEMS = ("tf", "torch")
+BF16 = "_bf16"
 
 
 def model_sizes(model: str) -> tuple[int, int, int, int, int]:
@@ -396,6 +399,45 @@ def peak(spec):
     return {"gflops": out}
 
 
+def precision_effect(spec):
+    """mixed_bfloat16 against float32 from the same weights: encoder outputs, then the loss of
+    `steps` pre-training steps on the same random batches (one batch per step)."""
+    import numpy as np
+
+    keras = _keras_setup(dict(spec, precision="float32"))
+    import tensorflow as tf
+
+    def batches():
+        return [{k: tf.constant(v) for k, v in random_batch(spec, seed=i).items()}
+                for i in range(spec["steps"])]
+
+    def split(batch):
+        x = {k: batch[k] for k in ("token_ids", "segment_ids", "padding_mask",
+                                   "masked_positions")}
+        return x, {k: batch[k] for k in ("masked_ids", "masked_weights",
+                                         "next_sentence_labels")}
+
+    models, outputs, losses = {}, {}, {}
+    for policy in ("float32", "mixed_bfloat16"):
+        keras.config.set_dtype_policy(policy)
+        keras.utils.set_random_seed(0)  # the same dropout masks in both runs
+        model = _kbert_pretrainer(dict(spec, system="kbert"), keras)
+        if policy != "float32":
+            model.set_weights(models["float32"])
+        else:
+            models["float32"] = model.get_weights()
+        x, _ = split(batches()[0])
+        encoded = model.encoder({k: x[k] for k in ("token_ids", "segment_ids",
+                                                   "padding_mask")}, training=False)
+        outputs[policy] = np.asarray(tf.cast(encoded["sequence_output"], tf.float32))
+        losses[policy] = [_first_loss(model.train_on_batch(*split(b))) for b in batches()]
+    a, b = outputs["float32"], outputs["mixed_bfloat16"]
+    cosine = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+    return {"max_abs_diff": float(np.abs(a - b).max()), "mean_abs": float(np.abs(a).mean()),
+            "min_token_cosine": float(cosine.min()), "loss_float32": losses["float32"],
+            "loss_bf16": losses["mixed_bfloat16"]}
+
+
 RUNNERS = {
     ("train", "keras"): keras_train, ("infer", "keras"): keras_infer,
     ("train", "hf"): hf_train, ("infer", "hf"): hf_infer,
@@ -405,11 +447,17 @@ RUNNERS = {
 def run(spec: dict) -> dict:
     spec = {"warmup": 2, "steps": 5, **spec}
     kind, system = spec["kind"], spec["system"]
-    systems = {"train": TRAIN_SYSTEMS, "infer": INFER_SYSTEMS, "peak": PEAK_SYSTEMS}
+    if system.endswith(BF16) and not system.startswith("hf"):
+        system = spec["system"] = system[:-len(BF16)]
+        spec["precision"] = "mixed_bfloat16"
+    systems = {"train": TRAIN_SYSTEMS, "infer": INFER_SYSTEMS, "peak": PEAK_SYSTEMS,
+               "precision": ("kbert",)}
     if kind not in systems or system not in systems[kind]:
         raise ValueError(f"unknown workload {kind!r}/{system!r}; known: {systems}")
     if kind == "peak":
         result = peak(spec)
+    elif kind == "precision":
+        result = precision_effect(spec)
     else:
         family = "hf" if system.startswith("hf") else "keras"
         result = RUNNERS[(kind, family)](spec)

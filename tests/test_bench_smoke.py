@@ -96,8 +96,8 @@ def test_summary_and_table_compute_ratios_against_the_best_anchor_mode():
     text = bench_run.render([{"name": "peak", "kind": "peak"}, group],
                             {"peak": peak, "train_small": summary}, meta)
     # keras-hub's best mode is XLA (150 ms): 150 / 110 = 1.36x; memory 1000 / 2000
-    assert "1.36x keras-hub (keras_hub_xla), memory 0.50x" in text
-    assert "3.64x transformers (hf)" in text
+    assert "1.36x keras-hub (keras_hub_xla; by CPU time 1.00x), memory 0.50x" in text
+    assert "3.64x transformers (hf; by CPU time 1.00x)" in text
     assert "| hf_gathered | failed: exit 1: boom" in text
     assert "| 9 | 9% |" in text  # 1 GFLOP / 0.110 s = 9 GFLOP/s of a 100 GFLOP/s peak
 
