@@ -18,7 +18,8 @@ from kbert.tokenization import BertTokenizer, Vocabulary, train_vocabulary  # no
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--fast", action="store_true", help="one novel, small vocabulary")
-    parser.add_argument("--output", default=None, help="where to write vocab.txt (default: a temp dir)")
+    parser.add_argument("--output", default=None,
+                        help="where to write vocab.txt (default: a temporary directory)")
     args = parser.parse_args()
 
     corpus = [p for p in austen_files() if "persuasion" in p] if args.fast else "austen"

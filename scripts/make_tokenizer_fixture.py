@@ -172,7 +172,8 @@ HAND_WRITTEN = [
     "[MASK][MASK][MASK]", "[unused0] [unused99]", "[SEP]end", "a [ MASK ] b", "[MASK]\u0301",
     "שלום עולם", "مرحبا بالعالم", "English مع العربية mixed עם עברית", "فارسی: سلام",
     "Tiếng Việt có dấu", "हिन्दी पाठ", "தமிழ் உரை", "ภาษาไทยไม่มีช่องว่าง", "ქართული", "Հայերեն",
-    "e\u0301 a\u0300 o\u0308 (combining)", "Z\u0335\u0321a\u0334\u0327l\u0336\u0328g\u0337o", "n\u0303",
+    "e\u0301 a\u0300 o\u0308 (combining)", "n\u0303",
+    "Z\u0335\u0321a\u0334\u0327l\u0336\u0328g\u0337o",
     "ﬁ ﬂ ﬀ ligatures", "ＦＵＬＬＷＩＤＴＨ ｆｕｌｌ １２３", "…ellipsis…", "™ © ® ℃ ℉ № ℝ ℕ",
     "ᴀʙᴄ small caps", "𝐁𝐨𝐥𝐝 𝑰𝒕𝒂𝒍𝒊𝒄 math letters", "Ⅻ roman ⅻ", "ǅ ǈ ǋ titlecase", "ẞ capital sharp s",
     "don't won't it's y'all rock'n'roll", "e-mail co-operate well-known", "#hashtag @mention",
@@ -273,7 +274,9 @@ def write_fixture(path: str) -> None:
                         "segment_ids": enc["token_type_ids"][0]})
     os.makedirs(os.path.dirname(path), exist_ok=True)
     payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+    # no file name, no time stamp in the gzip header: the same texts give the same bytes
+    with open(path, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb",
+                                                mtime=0) as f:
         f.write(payload)
     truncated = sum(len(lower(a, add_special_tokens=False)["input_ids"])
                     + len(lower(b, add_special_tokens=False)["input_ids"]) + 3 > n

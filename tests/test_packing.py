@@ -39,7 +39,8 @@ def reference_pack(a, b, max_length):
         ids += b + [SEP]
         segments += [1] * (len(b) + 1)
     mask = [1] * len(ids) + [0] * (max_length - len(ids))
-    return ids + [PAD] * (max_length - len(ids)), segments + [0] * (max_length - len(segments)), mask
+    padding = max_length - len(ids)
+    return ids + [PAD] * padding, segments + [0] * padding, mask
 
 
 def ragged(rows):

@@ -11,8 +11,8 @@ bert-base-uncased vocab.txt has [PAD]=0 and the others at 100..103.
 
 Example:
     >>> vocab = train_vocabulary("austen", vocab_size=8000, output_dir="runs/vocab")  # doctest: +SKIP
-    >>> vocab = Vocabulary.load("runs/vocab")                                        # doctest: +SKIP
-    >>> vocab.mask_id, vocab.token_to_id["[SEP]"]                                    # doctest: +SKIP
+    >>> vocab = Vocabulary.load("runs/vocab")  # doctest: +SKIP
+    >>> vocab.mask_id, vocab.token_to_id["[SEP]"]  # doctest: +SKIP
     (4, 3)
 """
 
@@ -90,7 +90,7 @@ class Vocabulary:
 
     # ------------------------------------------------------------------ files
     def save(self, directory: str | os.PathLike) -> str:
-        """Write `vocab.txt` (and `vocab_counts.txt` if counts are known); returns vocab.txt's path."""
+        """Write vocab.txt (and vocab_counts.txt if counts are known); returns vocab.txt's path."""
         directory = os.fspath(directory)
         os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, VOCAB_FILE)
@@ -129,7 +129,8 @@ def _read_lines(path: str) -> list[str]:
     with open(path, "rb") as f:
         for number, raw in enumerate(iter(lambda: f.readline(MAX_LINE_BYTES + 2), b""), 1):
             if len(raw.rstrip(b"\r\n")) > MAX_LINE_BYTES:
-                raise VocabularyError(f"{path}: line {number} is longer than {MAX_LINE_BYTES} bytes")
+                raise VocabularyError(
+                    f"{path}: line {number} is longer than {MAX_LINE_BYTES} bytes")
             if number > MAX_ENTRIES:
                 raise VocabularyError(f"{path}: more than {MAX_ENTRIES:,} lines")
             try:
