@@ -111,8 +111,11 @@ def test_token_classifier_learns_and_tags_accented_entities():
     model.fit_words(sentences * 4, tags * 4, epochs=30, batch_size=8, learning_rate=1e-2,
                     verbose=0)
     assert model.predict_words(sentences) == tags
-    entities = model.predict_text(["José lives in Zürich."])[0]["entities"]
-    assert [(e["label"], e["text"]) for e in entities] == [("PER", "José"), ("LOC", "Zürich")]
+    text = "José  lives in   Zürich"  # extra spaces: spans must follow the raw string
+    entities = model.predict_text([text])[0]["entities"]
+    assert entities == [{"label": "PER", "start": 0, "end": 4, "text": "José"},
+                        {"label": "LOC", "start": 17, "end": 23, "text": "Zürich"}]
+    assert text[17:23] == "Zürich"
 
 
 # ------------------------------------------------------------------ span extraction
