@@ -23,6 +23,16 @@ _EXPORTS = {
     "load_kbert_model": "kbert.convert",
     "save_kbert_model": "kbert.convert",
     "BertEncoder": "kbert.models.encoder",
+    "BertClassifier": "kbert.tasks",
+    "BertTokenClassifier": "kbert.tasks",
+    "BertSpanExtractor": "kbert.tasks",
+    "BertMultipleChoice": "kbert.tasks",
+    "LabelMap": "kbert.tasks",
+    "load_labelled": "kbert.tasks",
+    "stratified_split": "kbert.tasks",
+    "BertTokenizer": "kbert.tokenization",
+    "Vocabulary": "kbert.tokenization",
+    "train_vocabulary": "kbert.tokenization",
 }
 
 
