@@ -6,7 +6,7 @@ Public names are resolved lazily, so `import kbert` is cheap and the model code
 
 from __future__ import annotations
 
-import importlib
+from kbert._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -36,17 +36,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kbert' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 
 __all__ = sorted(_EXPORTS)

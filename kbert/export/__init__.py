@@ -11,7 +11,7 @@ Names resolve lazily: importing this package does not import TensorFlow.
 
 from __future__ import annotations
 
-import importlib
+from kbert._lazy import lazy_exports
 
 _EXPORTS = {
     "export_saved_model": "kbert.export.saved_model",
@@ -30,17 +30,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kbert.export' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 
 __all__ = sorted(_EXPORTS)

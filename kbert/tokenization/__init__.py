@@ -9,7 +9,7 @@ Names resolve lazily, so `from kbert.tokenization import Vocabulary` does not im
 
 from __future__ import annotations
 
-import importlib
+from kbert._lazy import lazy_exports
 
 _EXPORTS = {
     "Vocabulary": "kbert.tokenization.vocab",
@@ -24,17 +24,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kbert.tokenization' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 
 __all__ = sorted(_EXPORTS)

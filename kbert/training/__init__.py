@@ -10,7 +10,7 @@ Names resolve lazily, so importing the package does not import Keras or TensorFl
 
 from __future__ import annotations
 
-import importlib
+from kbert._lazy import lazy_exports
 
 _EXPORTS = {
     "create_optimizer": "kbert.training.optimizer",
@@ -24,15 +24,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kbert.training' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 
 __all__ = sorted(_EXPORTS)
