@@ -10,6 +10,8 @@ inherits another's thread pools, caches or allocator state, and reads the child'
                a Keras system + "_bf16" (e.g. kbert_bf16) runs under mixed_bfloat16
                peak:  tf, torch (fp32 and bf16 matmul GFLOP/s)
                precision: kbert (mixed_bfloat16 against float32: outputs and loss curve)
+    kind "floor" (system tf): only the matmuls of a train/infer step (`of`), with their
+               real shapes: the time no implementation on this framework can beat
     model      "small" (L4 H256 A4 I1024) | "base" (L12 H768 A12 I3072) | "tiny" | "L,H,A,I[,V]"
     seq, batch sequence length and batch size
     steps      timed steps (after `warmup` untimed ones)
@@ -120,6 +122,12 @@ def _timed(step, steps: int, warmup: int, sync=lambda out: out) -> dict:
 def _keras_setup(spec):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
+    import tensorflow as tf
+
+    threads = int(os.environ.get("BENCH_THREADS", "0"))
+    if threads:  # a fixed thread count (1: CPU time ~ work, for A/B studies on a busy machine)
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
 
     precision = spec.get("precision", "float32")
     keras.config.set_dtype_policy(precision)
@@ -292,7 +300,7 @@ def _hf_setup(spec):
     import torch
 
     torch.manual_seed(0)
-    torch.set_num_threads(int(os.environ.get("BENCH_TORCH_THREADS", os.cpu_count() or 1)))
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "0")) or os.cpu_count() or 1)
     from transformers import BertConfig
 
     layers, hidden, heads, inter, vocab = model_sizes(spec["model"])
@@ -372,6 +380,51 @@ def hf_infer(spec):
 
 
 # ------------------------------------------------------------------------------ matmul peak
+def matmul_shapes(spec: dict) -> list[tuple[int, int, int, int]]:
+    """(batch, m, k, n) of every matmul of one forward pass: `batch` independent [m, k] x [k, n]
+    products. Their FLOPs sum to `flops_per_step` of an inference step."""
+    layers, hidden, heads, inter, vocab = model_sizes(spec["model"])
+    seq, batch = spec["seq"], spec["batch"]
+    tokens, size = batch * seq, hidden // heads
+    layer = [(1, tokens, hidden, 3 * hidden), (batch * heads, seq, size, seq),
+             (batch * heads, seq, seq, size), (1, tokens, hidden, hidden),
+             (1, tokens, hidden, inter), (1, tokens, inter, hidden)]
+    shapes = layer * layers + [(1, batch, hidden, hidden)]
+    if spec.get("of", spec["kind"]) == "train":
+        rows = batch * num_predictions(seq)
+        shapes += [(1, rows, hidden, hidden), (1, rows, hidden, vocab)]
+    return shapes
+
+
+def matmul_floor(spec):
+    """The matmuls of a step alone (train: each forward X.W plus dY.W^T and X^T.dY), in one
+    tf.function: how fast the step could be if everything else were free."""
+    keras = _keras_setup(spec)  # noqa: F841 (threads, precision)
+    import tensorflow as tf
+
+    dtype = tf.bfloat16 if spec.get("precision") == "mixed_bfloat16" else tf.float32
+    train = spec.get("of", "train") == "train"
+    products = []
+    for b, m, k, n in matmul_shapes(dict(spec, kind=spec.get("of", "train"))):
+        shape = (lambda *d: d) if b == 1 else (lambda *d: (b, *d))
+        x = tf.cast(tf.random.normal(shape(m, k)), dtype)
+        w = tf.cast(tf.random.normal(shape(k, n)), dtype)
+        dy = tf.cast(tf.random.normal(shape(m, n)), dtype)
+        products.append((x, w, False, False))
+        if train:
+            products += [(dy, w, False, True), (x, dy, True, False)]
+
+    @tf.function
+    def step():
+        # one element of each product keeps it alive without adding real work
+        return tf.add_n([tf.cast(tf.matmul(a, b, transpose_a=ta, transpose_b=tb)[..., 0, 0],
+                                 tf.float32) if len(a.shape) == 2 else tf.cast(
+                                     tf.matmul(a, b, transpose_a=ta, transpose_b=tb)[0, 0, 0],
+                                     tf.float32) for a, b, ta, tb in products])
+
+    return _timed(step, spec["steps"], spec["warmup"], sync=lambda t: t.numpy())
+
+
 def peak(spec):
     """fp32 and bf16 [n, n] x [n, n] matmul GFLOP/s of the framework (the machine's ceiling)."""
     n = spec.get("n", 2048)
@@ -451,13 +504,16 @@ def run(spec: dict) -> dict:
         system = spec["system"] = system[:-len(BF16)]
         spec["precision"] = "mixed_bfloat16"
     systems = {"train": TRAIN_SYSTEMS, "infer": INFER_SYSTEMS, "peak": PEAK_SYSTEMS,
-               "precision": ("kbert",)}
+               "precision": ("kbert",), "floor": ("tf",)}
     if kind not in systems or system not in systems[kind]:
         raise ValueError(f"unknown workload {kind!r}/{system!r}; known: {systems}")
     if kind == "peak":
         result = peak(spec)
     elif kind == "precision":
         result = precision_effect(spec)
+    elif kind == "floor":
+        result = matmul_floor(spec)
+        result["flops_per_step"] = flops_per_step(dict(spec, kind=spec.get("of", "train")))
     else:
         family = "hf" if system.startswith("hf") else "keras"
         result = RUNNERS[(kind, family)](spec)
