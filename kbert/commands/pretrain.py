@@ -18,6 +18,7 @@ FLAGS = {
     "--vocab-size": ("vocab_size", int, "size of a trained vocabulary (default 8000)"),
     "--preset": ("preset", str, "model size: tiny, mini, small, medium, base, large"),
     "--model-config": ("model", str, "BertConfig JSON overriding the preset's fields"),
+    "--dropout": ("dropout", float, "hidden and attention dropout (default 0: short runs)"),
     "--seq-length": ("seq_length", int, "tokens per sequence"),
     "--batch-size": ("batch_size", int, "sequences per step"),
     "--max-predictions": ("max_predictions", int, "masked positions per sequence (max)"),
@@ -46,7 +47,9 @@ def add_arguments(parser) -> None:
                         const="mixed_bfloat16", default=None,
                         help="compute in bfloat16 (or the policy named, e.g. mixed_float16)")
     parser.add_argument("--xla", dest="jit_compile", action="store_true", default=None,
-                        help="compile the train step with XLA")
+                        help="compile the train step with XLA (the default)")
+    parser.add_argument("--no-xla", dest="jit_compile", action="store_false",
+                        help="run the train step without XLA")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 

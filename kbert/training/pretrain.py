@@ -44,19 +44,21 @@ class PretrainConfig:
     vocab_size: int = 8000              # when a vocabulary is trained
     preset: str = "tiny"
     model: dict | str | None = None     # BertConfig overrides, or a BertConfig JSON file
+    dropout: float | None = 0.0         # hidden + attention dropout unless `model` sets them;
+                                        # None keeps BertConfig's 0.1 (short runs underfit)
     seq_length: int = 128
     batch_size: int = 32
     max_predictions: int = 20
     masked_lm_prob: float = 0.15
     whole_word_masking: bool = False
-    steps: int = 3000
+    steps: int = 4400
     steps_per_epoch: int = 200
     learning_rate: float = 1e-3
     warmup: float = 0.1
     weight_decay: float = 0.01
     seed: int = 12345
     mixed_precision: bool | str = False
-    jit_compile: bool = False
+    jit_compile: bool = True            # XLA: 145 vs 200 ms/step for the default run (2 cores)
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     eval_batches: int = 40
@@ -135,6 +137,9 @@ def model_config(config: PretrainConfig, vocab_size: int):
         with open(overrides, encoding="utf-8") as f:
             overrides = json.load(f)
     overrides = dict(overrides or {})
+    if config.dropout is not None:
+        overrides.setdefault("hidden_dropout", config.dropout)
+        overrides.setdefault("attention_dropout", config.dropout)
     overrides.setdefault("vocab_size", vocab_size)
     overrides.setdefault("max_position_embeddings", max(512, config.seq_length))
     bert_config = BertConfig.preset(config.preset, **overrides)
