@@ -124,8 +124,25 @@ def _sentinel(k: int) -> str:
     return _SENTINEL_OPEN + _sentinel_close(k)
 
 
+def utf8_bytes(text):
+    """A Python str -> its UTF-8 bytes, lone surrogates included (anything else unchanged).
+
+    A str may hold lone surrogates (U+D800-U+DFFF: "\\ud83d" from a bad JSON escape or a
+    split emoji), which have no UTF-8 form: TensorFlow refuses such a str ("Error converting
+    unicode string", found by tests/test_fuzz_tokenizer.py). Encoded with "surrogatepass"
+    they become 3 invalid bytes each, which the tokenizer drops like any invalid UTF-8;
+    offsets stay byte offsets into `text.encode("utf-8", "surrogatepass")`, the ordinary UTF-8
+    bytes whenever there is no surrogate.
+    """
+    return text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+
+
 def _as_strings(texts) -> tuple[tf.Tensor, bool]:
     """-> (rank-1 string tensor, was_scalar)."""
+    if isinstance(texts, str):
+        texts = utf8_bytes(texts)
+    elif isinstance(texts, (list, tuple)):
+        texts = [utf8_bytes(t) for t in texts]
     texts = tf.convert_to_tensor(texts, dtype=tf.string)
     if texts.shape.rank == 0:
         return tf.reshape(texts, [1]), True
