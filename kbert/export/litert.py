@@ -77,14 +77,56 @@ class TFLiteEncoder:
 
     # ------------------------------------------------------------------ running
     def run(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
-        """Call the signature with numpy inputs by name (a batch of 0 rows is answered here)."""
-        batch = {np.shape(v)[0] for v in inputs.values()}
-        if len(batch) != 1:
-            raise LiteRTError(f"inputs disagree on the batch size: "
-                              f"{ {k: np.shape(v) for k, v in inputs.items()} }")
-        if batch == {0}:
+        """Call the signature with numpy inputs by name (a batch of 0 rows is answered here).
+
+        Inputs are checked first, because the TFLite runtime does not check them itself:
+        text inputs must be 1-D with one batch size, id inputs int32-valued [B, S] arrays of one
+        shape with 1 <= S <= the model's positions. Anything else raises LiteRTError.
+        """
+        inputs = self._checked(inputs)
+        if next(iter(inputs.values())).shape[0] == 0:
             return self._empty(inputs)
         return self.runner(**inputs)
+
+    def _checked(self, inputs: dict) -> dict[str, np.ndarray]:
+        """Inputs the interpreter can run, or LiteRTError naming the problem.
+
+        Found by tests/test_fuzz_signatures.py: the interpreter answered ids of different
+        shapes, S = 0 or S > max positions with "XNNPack delegate failed to reshape" or
+        "NumElements(input) > 0 was not true", and a scalar made this method's batch-size
+        check raise an IndexError.
+        """
+        expected = sorted(self.runner.get_input_details())
+        if sorted(inputs) != expected:
+            raise LiteRTError(f"{self.path} takes the inputs {expected}, got {sorted(inputs)}")
+        shapes = {k: np.shape(v) for k, v in inputs.items()}
+        if self.form == "text":
+            if any(len(s) != 1 for s in shapes.values()) or len(set(shapes.values())) != 1:
+                raise LiteRTError(f"text inputs must be 1-D string arrays of one batch size, got "
+                                  f"shapes {shapes}")
+            return {k: np.asarray([x.encode("utf-8", "surrogatepass") if isinstance(x, str)
+                                   else x for x in np.asarray(v, dtype=object).tolist()] + [b""],
+                                  dtype=object)[:-1] for k, v in inputs.items()}
+        if len(set(shapes.values())) != 1 or len(next(iter(shapes.values()))) != 2:
+            raise LiteRTError(f"token_ids, segment_ids and padding_mask must have the same shape "
+                              f"[batch, seq], got {shapes}")
+        out = {}
+        for name, value in inputs.items():
+            value = np.asarray(value)
+            if value.dtype != np.int32:
+                if value.dtype.kind not in "iub" or (value.size and (
+                        value.min() < -2**31 or value.max() >= 2**31)):
+                    raise LiteRTError(f"{name} must hold int32 values, got {value.dtype}")
+                value = value.astype(np.int32)
+            out[name] = value
+        batch, seq = next(iter(shapes.values()))
+        limit = self.metadata.get("max_positions")  # absent from sidecars before it was added
+        if batch and seq < 1:
+            raise LiteRTError("the sequences must hold at least one token ([CLS]), got "
+                              f"shape {(batch, seq)}")
+        if batch and limit is not None and seq > limit:
+            raise LiteRTError(f"sequence length {seq} exceeds the model's {limit} positions")
+        return out
 
     def _empty(self, inputs) -> dict[str, np.ndarray]:
         """Outputs for zero rows (the TFLite runtime refuses zero-sized inputs)."""
@@ -120,8 +162,11 @@ class TFLiteEncoder:
         if self.form == "text":
             if (pairs is not None) != self.metadata["pairs"]:
                 raise LiteRTError(f"{self.path} was exported with pairs={self.metadata['pairs']}")
+            # "surrogatepass": a str with lone surrogates becomes invalid UTF-8 (as in
+            # BertTokenizer) instead of a UnicodeEncodeError
             encode = lambda xs: np.array(  # noqa: E731
-                [x.encode("utf-8") if isinstance(x, str) else x for x in xs], dtype=object)
+                [x.encode("utf-8", "surrogatepass") if isinstance(x, str) else x for x in xs],
+                dtype=object)
             out = {"text": encode(items)}
             if pairs is not None:
                 out["text_pair"] = encode(pairs)

@@ -222,6 +222,10 @@ class ServingFunctions:
                 tf.debugging.assert_less_equal(shape[1], self.max_positions, message=(
                     f"embed_ids: sequence longer than the model's "
                     f"{self.max_positions} positions")),
+                # S = 0 would fail inside the pooler ("slice index 0 of dimension 1 out of
+                # bounds"; found by tests/test_fuzz_signatures.py): say what is wrong instead
+                tf.debugging.assert_greater(shape[1], 0, message=(
+                    "embed_ids: sequences must hold at least one token ([CLS])")),
             ]
             with tf.control_dependencies(checks):
                 token_ids, segment_ids, padding_mask = self.sanitize_ids(
@@ -324,8 +328,8 @@ def export_saved_model(model, tokenizer=None, base_dir: str | os.PathLike = "sav
         inputs:  token_ids, segment_ids, padding_mask  int32 [B, S], S <= max positions
         outputs: as serving_default with seq = S. Ids outside [0, vocab) are replaced by [UNK]
                  (the token_ids output echoes the ids used), segment ids are clipped to
-                 [0, type_vocab), any non-zero mask value counts as 1. Different shapes or
-                 S > max positions: INVALID_ARGUMENT error naming the problem.
+                 [0, type_vocab), any non-zero mask value counts as 1. Different shapes,
+                 S = 0 or S > max positions: INVALID_ARGUMENT error naming the problem.
     `sentence_embedding` - one vector per text.
         inputs:  text           string  [B]
         outputs: pooled_output  float32 [B, H]  the [CLS] pooler

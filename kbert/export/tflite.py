@@ -237,7 +237,9 @@ def export_tflite(model, path: str | os.PathLike, *, tokenizer=None, inputs: str
             outputs logits float32 [B, C], probabilities float32 [B, C] (softmax; sigmoid for
                     multi-label; absent for regression), token_ids (text form).
     A batch of 0 rows cannot be run by the TFLite runtime ("Invalid tensor size");
-    `TFLiteEncoder` answers it without invoking the interpreter.
+    `TFLiteEncoder` answers it without invoking the interpreter. The runtime has no checks of
+    its own on the ids form's shapes (different shapes, S = 0 or S > max positions fail deep
+    inside, "XNNPack delegate failed to reshape"): `TFLiteEncoder.run` refuses them first.
     """
     import tensorflow as tf
 
@@ -305,6 +307,7 @@ def export_tflite(model, path: str | os.PathLike, *, tokenizer=None, inputs: str
         "max_length": max_length,
         "lower_case": bool(tokenizer.lower_case),
         "hidden_size": encoder.bert_config.hidden_size,
+        "max_positions": encoder.bert_config.max_position_embeddings,
         "vocab_size": encoder.bert_config.vocab_size,
         "special_ids": {"pad": tokenizer.pad_id, "unk": tokenizer.unk_id,
                         "cls": tokenizer.cls_id, "sep": tokenizer.sep_id},
