@@ -58,7 +58,7 @@ def fine_tune(arm: str, run_dir: str, train, test, seed: int, args) -> dict:
         encoder = BertEncoder.from_bert_config(pretrained.bert_config, name="encoder")
     else:
         encoder = pretrained
-    clf = BertClassifier(encoder, num_classes=2)
+    clf = BertClassifier(encoder, num_classes=2, pooling=args.pooling)
     clf.set_tokenizer(tokenizer, args.max_length)
     start = time.time()
     clf.fit_texts(train, epochs=args.epochs, batch_size=args.batch_size,
@@ -92,6 +92,8 @@ def main(argv=None) -> int:
     parser.add_argument("--learning-rate", type=float, default=5e-4,
                         help="peak lr (tiny models and random init need more than BERT-base)")
     parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--pooling", default="pooled", choices=["pooled", "cls", "mean"],
+                        help="the text vector of the classifier (see BertClassifier)")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--output", default="runs/transfer.json")
     parser.add_argument("--fast", action="store_true", help="tiny pretrain, 1 seed, tiny data")
