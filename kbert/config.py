@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from typing import Any
 
@@ -29,9 +30,48 @@ PRESETS: dict[str, tuple[int, int]] = {
 
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
 
+# Upper bounds of the sizes, far above any real BERT (BERT-large: vocab 30,522, hidden 1,024,
+# 24 layers, 340M parameters): a config file from elsewhere cannot make kbert try to allocate
+# terabytes and die (tests/test_safe_loading.py).
+MAX_SIZES = {"vocab_size": 2_000_000, "hidden_size": 65_536, "num_layers": 1_024,
+             "num_heads": 1_024, "intermediate_size": 262_144,
+             "max_position_embeddings": 1_048_576, "type_vocab_size": 1_024}
+MAX_PARAMETERS = 10_000_000_000
+MAX_JSON_BYTES = 16 * 2**20  # configuration and metadata files; real ones are a few KB
+
 
 class ConfigError(ValueError):
     """A model configuration that cannot describe a working BERT."""
+
+
+def read_json_file(path: str | os.PathLike, error: type[Exception] = ConfigError,
+                   max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
+    """A JSON object from a configuration file, or `error` with a clear message.
+
+    Refused: files over `max_bytes`, invalid UTF-8 or JSON (including nesting too deep for
+    Python's parser, which would otherwise raise RecursionError), anything but an object.
+    """
+    path = os.fspath(path)
+    try:
+        size = os.path.getsize(path)
+        if size > max_bytes:
+            raise error(f"{path} is {size:,} bytes; a configuration file may be at most "
+                        f"{max_bytes:,}")
+        with open(path, "rb") as f:
+            raw = f.read(max_bytes + 1)
+    except OSError as e:
+        raise error(f"{path} cannot be read: {e.strerror or e}") from None
+    try:
+        values = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise error(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise error(f"{path}: JSON nested too deeply") from None
+    if not isinstance(values, dict):
+        raise error(f"{path}: expected a JSON object, got {type(values).__name__}")
+    return values
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,14 +136,7 @@ class BertConfig:
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "BertConfig":
-        with open(path, encoding="utf-8") as f:
-            try:
-                values = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"{path}: not valid JSON ({e})") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: expected a JSON object, got {type(values).__name__}")
-        return cls.from_dict(values)
+        return cls.from_dict(read_json_file(path, ConfigError))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -128,6 +161,11 @@ class BertConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+            if value > MAX_SIZES[name]:
+                raise ConfigError(f"{name} must be at most {MAX_SIZES[name]:,}, got {value:,}")
+        if self.num_parameters() > MAX_PARAMETERS:
+            raise ConfigError(f"this configuration has {self.num_parameters():,} parameters, "
+                              f"more than kbert accepts ({MAX_PARAMETERS:,})")
         if self.hidden_size % self.num_heads:
             raise ConfigError(
                 f"hidden_size ({self.hidden_size}) must be divisible by num_heads "
@@ -136,12 +174,23 @@ class BertConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
-        if not isinstance(self.layer_norm_epsilon, (int, float)) or not self.layer_norm_epsilon > 0:
-            raise ConfigError(f"layer_norm_epsilon must be > 0, got {self.layer_norm_epsilon!r}")
+        if (not isinstance(self.layer_norm_epsilon, (int, float))
+                or not 0 < self.layer_norm_epsilon < math.inf):
+            raise ConfigError(f"layer_norm_epsilon must be > 0 and finite, got "
+                              f"{self.layer_norm_epsilon!r}")
         if self.hidden_act not in ACTIVATIONS:
             raise ConfigError(f"hidden_act must be one of {ACTIVATIONS}, got {self.hidden_act!r}")
-        if not isinstance(self.initializer_range, (int, float)) or self.initializer_range <= 0:
-            raise ConfigError(f"initializer_range must be > 0, got {self.initializer_range!r}")
+        if (not isinstance(self.initializer_range, (int, float))
+                or not 0 < self.initializer_range < math.inf):
+            raise ConfigError(f"initializer_range must be > 0 and finite, got "
+                              f"{self.initializer_range!r}")
+
+    def num_parameters(self) -> int:
+        """Weights of the encoder (embeddings, blocks, pooler), computed from the sizes."""
+        h, i = self.hidden_size, self.intermediate_size
+        embeddings = (self.vocab_size + self.max_position_embeddings + self.type_vocab_size) * h
+        block = 4 * h * h + 4 * h + 2 * h * i + i + h + 4 * h
+        return embeddings + 2 * h + self.num_layers * block + h * h + h
 
     def check_vocab(self, vocab_size: int) -> None:
         """Refuse a tokenizer whose vocabulary does not fit this model.

@@ -14,16 +14,15 @@ import numpy as np
 
 def load_pretrainer(model_dir: str):
     """(BertPretrainer, BertTokenizer) from a `kbert pretrain` output directory."""
-    import keras
-
     import kbert.models.pretrainer  # noqa: F401  (registers the classes for deserialization)
+    from kbert.convert.keras_files import load_keras_file
     from kbert.tokenization.tokenizer import BertTokenizer
 
     path = os.path.join(model_dir, "pretrainer.keras")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} does not exist; pass the output directory of "
                                 "`kbert pretrain` (it holds pretrainer.keras and vocab.txt)")
-    model = keras.saving.load_model(path, compile=False)
+    model = load_keras_file(path)  # safe mode: no Lambda, no foreign classes
     tokenizer = BertTokenizer(model_dir)
     model.bert_config.check_vocab(tokenizer.vocab_size)
     return model, tokenizer

@@ -56,9 +56,9 @@ def save_kbert_model(encoder, tokenizer, directory: str | os.PathLike) -> str:
 
 
 def load_kbert_model(directory: str | os.PathLike):
-    """A kbert model directory -> (BertEncoder, BertTokenizer)."""
-    import keras
-
+    """A kbert model directory -> (BertEncoder, BertTokenizer); encoder.keras is loaded in
+    Keras' safe mode (`kbert.convert.keras_files`)."""
+    from kbert.convert.keras_files import load_keras_file
     from kbert.convert.transformers_ckpt import _tokenizer_for
     from kbert.models.encoder import BertEncoder
 
@@ -66,7 +66,7 @@ def load_kbert_model(directory: str | os.PathLike):
     path = os.path.join(directory, ENCODER_FILE)
     if not os.path.isfile(path):
         raise CheckpointError(f"{path} does not exist")
-    encoder = keras.saving.load_model(path, custom_objects={"BertEncoder": BertEncoder})
+    encoder = load_keras_file(path, custom_objects={"BertEncoder": BertEncoder})
     if not isinstance(encoder, BertEncoder):
         raise CheckpointError(f"{path} holds a {type(encoder).__name__}, not a BertEncoder")
     return encoder, _tokenizer_for(directory, encoder.bert_config)

@@ -67,7 +67,7 @@ def config_from_transformers(values: dict[str, Any], source: str = CONFIG_FILE) 
         if values.get(flag):
             raise CheckpointError(f"{source}: {flag}=true is not supported (kbert is an encoder)")
     act = values.get("hidden_act", "gelu")
-    if act not in _ACTIVATIONS:
+    if not isinstance(act, str) or act not in _ACTIVATIONS:  # a list would be unhashable
         raise CheckpointError(
             f"{source}: hidden_act {act!r} is not supported; supported: {sorted(_ACTIVATIONS)}")
     required = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
@@ -118,16 +118,12 @@ def config_to_transformers(config: BertConfig) -> dict[str, Any]:
 
 
 def read_json(path: str) -> dict[str, Any]:
+    """A JSON object file of a checkpoint (size-limited, see `kbert.config.read_json_file`)."""
+    from kbert.config import read_json_file
+
     if not os.path.isfile(path):
         raise CheckpointError(f"{path} does not exist")
-    with open(path, encoding="utf-8") as f:
-        try:
-            values = json.load(f)
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(values, dict):
-        raise CheckpointError(f"{path}: expected a JSON object")
-    return values
+    return read_json_file(path, CheckpointError)
 
 
 # ------------------------------------------------------------------------------- weights
@@ -336,8 +332,9 @@ def read_transformers_weights(directory: str) -> tuple[dict[str, np.ndarray], st
             raise CheckpointError(f"{single}: cannot read safetensors ({e})") from None
     if os.path.isfile(index):
         weight_map = read_json(index).get("weight_map")
-        if not isinstance(weight_map, dict):
-            raise CheckpointError(f"{index}: no 'weight_map' object")
+        if not isinstance(weight_map, dict) or not all(
+                isinstance(v, str) for v in weight_map.values()):
+            raise CheckpointError(f"{index}: no 'weight_map' object of file names")
         state = {}
         for shard in sorted(set(weight_map.values())):
             path = os.path.join(directory, shard)

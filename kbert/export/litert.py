@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -23,6 +22,38 @@ METADATA_SUFFIX = ".json"
 
 class LiteRTError(ValueError):
     """A .tflite file or an input that TFLiteEncoder cannot use."""
+
+
+# sidecar key -> (accepted types, required)
+_METADATA_KEYS = {"signature": (str, True), "inputs": (str, True), "custom_ops": (bool, True),
+                  "hidden_size": (int, True), "max_length": (int, True), "pairs": (bool, True),
+                  "special_ids": (dict, True), "labels": (list, False),
+                  "max_positions": (int, False)}
+
+
+def read_metadata(path: str) -> dict:
+    """The `<file>.json` sidecar, checked: a size-limited JSON object with the keys
+    TFLiteEncoder uses, of the right types; LiteRTError naming the problem otherwise."""
+    from kbert.config import read_json_file
+
+    metadata = read_json_file(path, LiteRTError)
+    for key, (kind, required) in _METADATA_KEYS.items():
+        if key not in metadata:
+            if required:
+                raise LiteRTError(f"{path}: missing key {key!r}; re-export the model with "
+                                  f"kbert.export.export_tflite")
+            continue
+        value = metadata[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise LiteRTError(f"{path}: {key} must be a {kind.__name__}, got {value!r}")
+    if metadata["inputs"] not in ("ids", "text"):
+        raise LiteRTError(f"{path}: inputs must be 'ids' or 'text', got {metadata['inputs']!r}")
+    special = metadata["special_ids"]
+    if "pad" not in special or not all(isinstance(v, int) for v in special.values()):
+        raise LiteRTError(f"{path}: special_ids must map names (pad included) to integer ids")
+    if not all(isinstance(v, str) for v in metadata.get("labels", [])):
+        raise LiteRTError(f"{path}: labels must be strings")
+    return metadata
 
 
 def _interpreter(path: str, custom_ops: bool, num_threads: int | None):
@@ -60,8 +91,7 @@ class TFLiteEncoder:
             raise LiteRTError(f"{self.path}: no such file")
         if not os.path.isfile(meta_path):
             raise LiteRTError(f"{meta_path} is missing: export with kbert.export.export_tflite")
-        with open(meta_path, encoding="utf-8") as f:
-            self.metadata = json.load(f)
+        self.metadata = read_metadata(meta_path)
         self.tokenizer = tokenizer
         self.interpreter = _interpreter(self.path, self.metadata["custom_ops"], num_threads)
         self.runner = self.interpreter.get_signature_runner(self.metadata["signature"])

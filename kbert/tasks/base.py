@@ -101,6 +101,12 @@ class TaskModel(keras.Model):
             # each shape anew (tens of seconds on CPU) for no faster steps measured here.
             kwargs.setdefault("jit_compile", False)
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        if (keras.backend.backend() == "tensorflow"
+                and self.distribute_strategy.num_replicas_in_sync > 1):
+            # clip the all-reduced gradient, not each replica's (kbert/training/distribute.py)
+            from kbert.training.distribute import sum_gradients_before_clipping
+
+            sum_gradients_before_clipping(self.optimizer)
 
     # ------------------------------------------------------------------ config
     def get_config(self):
@@ -144,14 +150,24 @@ class TaskModel(keras.Model):
     @classmethod
     def load_task_dir(cls, directory: str | os.PathLike):
         """Load a directory written by `save_pretrained` (any head; checked against `cls`)."""
+        from kbert.config import read_json_file
+        from kbert.convert.keras_files import load_keras_file
         from kbert.tokenization.tokenizer import BertTokenizer
 
         directory = os.fspath(directory)
-        with open(os.path.join(directory, TASK_FILE), encoding="utf-8") as f:
-            task = json.load(f)
+        task_path = os.path.join(directory, TASK_FILE)
+        task = read_json_file(task_path, ValueError)  # size-limited, a JSON object
+        max_length, lower_case = task.get("max_length"), task.get("lower_case")
+        if max_length is not None and (isinstance(max_length, bool)
+                                       or not isinstance(max_length, int) or max_length < 2):
+            raise ValueError(f"{task_path}: max_length must be an integer >= 2, got "
+                             f"{max_length!r}")
+        if lower_case is not None and not isinstance(lower_case, bool):
+            raise ValueError(f"{task_path}: lower_case must be true or false, got "
+                             f"{lower_case!r}")
         import kbert.tasks  # noqa: F401  (registers every head class)
 
-        model = keras.saving.load_model(os.path.join(directory, MODEL_FILE), compile=False)
+        model = load_keras_file(os.path.join(directory, MODEL_FILE))  # safe mode
         if not isinstance(model, cls):
             raise ValueError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}")
         tokenizer = BertTokenizer(os.path.join(directory, "vocab.txt"),

@@ -88,11 +88,10 @@ def _encoder_of(model):
 
 
 def _load_keras_file(path: str):
-    import keras
-
     import kbert.tasks  # noqa: F401  (registers the task classes for deserialization)
+    from kbert.convert.keras_files import load_keras_file
 
-    return _encoder_of(keras.saving.load_model(path, compile=False))
+    return _encoder_of(load_keras_file(path))  # safe mode: no Lambda, no foreign classes
 
 
 def rebuild_encoder(encoder, name: str = ENCODER_NAME, hidden_dropout: float | None = None,
