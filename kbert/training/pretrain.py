@@ -280,9 +280,11 @@ def _pretrain(config: PretrainConfig, log) -> dict:
     from kbert.training.callbacks import (AtomicCheckpoint, ResumableBackup, StopOnDivergence,
                                           TrainingDiverged, write_json_atomic)
     from kbert.training.optimizer import create_optimizer, set_precision
+    from kbert.training.preflight import check_output_dir
 
     started = time.perf_counter()
     out = config.output_dir
+    check_output_dir(out)  # creatable and writable: a clear error now, before any work
     os.makedirs(out, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
 
