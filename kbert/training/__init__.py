@@ -4,6 +4,8 @@
     callbacks.py   StopOnDivergence, AtomicCheckpoint, ResumableBackup, TrainingDiverged
     pretrain.py    PretrainConfig, pretrain() -- what `kbert pretrain` runs (import the function
                    as `from kbert.training.pretrain import pretrain`)
+    distribute.py  DistributedJob, create_strategy: tf.distribute / keras.distribution for the
+                   jobs (`--strategy`; docs/distributed.md)
 
 Names resolve lazily, so importing the package does not import Keras or TensorFlow.
 """
@@ -21,6 +23,8 @@ _EXPORTS = {
     "ResumableBackup": "kbert.training.callbacks",
     "TrainingDiverged": "kbert.training.callbacks",
     "PretrainConfig": "kbert.training.pretrain",
+    "DistributedJob": "kbert.training.distribute",
+    "create_strategy": "kbert.training.distribute",
 }
 
 
