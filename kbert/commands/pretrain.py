@@ -3,6 +3,7 @@
     kbert pretrain                                  # ~10 min on 2 CPU cores, runs/pretrain
     kbert pretrain --config my_run.json --steps 20000 --preset mini
     kbert pretrain --corpus books/ --output-dir runs/books --seq-length 128 --xla
+    kbert pretrain --strategy multiworker ...      # on every host, with its TF_CONFIG set
 
 Flags override the JSON config file, which overrides the defaults (`PretrainConfig`).
 Re-running the same command after an interruption resumes where the last epoch ended.
@@ -32,6 +33,8 @@ FLAGS = {
     "--checkpoint-every": ("checkpoint_every", int, "steps between checkpoints"),
     "--eval-batches": ("eval_batches", int, "held-out batches evaluated at the end"),
     "--examples": ("examples", int, "fill-in-the-blank examples printed at the end"),
+    "--strategy": ("strategy", str, "mirrored (all local GPUs), multiworker (TF_CONFIG on each "
+                   "host) or tpu; --batch-size is then the global batch (docs/distributed.md)"),
 }
 
 

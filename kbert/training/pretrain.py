@@ -67,6 +67,8 @@ class PretrainConfig:
     eval_batches: int = 40
     examples: int = 5
     verbose: int = 1
+    strategy: str | None = None         # None, "mirrored", "multiworker", "tpu": see
+                                        # kbert/training/distribute.py; batch_size is global
 
     @classmethod
     def from_dict(cls, values: dict) -> "PretrainConfig":
@@ -265,20 +267,25 @@ def pretrain(config: PretrainConfig | dict | None = None, log=print) -> dict:
     elif isinstance(config, dict):
         config = PretrainConfig.from_dict(config)
     config.validate()
+    from kbert.training.distribute import DistributedJob
+
     previous_policy = keras.mixed_precision.global_policy()
+    # First: MultiWorkerMirroredStrategy must be created before any other TensorFlow op.
+    job = DistributedJob(config.strategy, config.output_dir, log)
     try:
-        return _pretrain(config, log)
+        return _pretrain(config, log, job)
     finally:
+        job.close()
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _pretrain(config: PretrainConfig, log) -> dict:
+def _pretrain(config: PretrainConfig, log, job) -> dict:
     import keras
 
     from kbert.models.pretrainer import BertPretrainer
     from kbert.tokenization.tokenizer import BertTokenizer
-    from kbert.training.callbacks import (AtomicCheckpoint, ResumableBackup, StopOnDivergence,
-                                          TrainingDiverged, write_json_atomic)
+    from kbert.training.callbacks import (AtomicCheckpoint, StopOnDivergence, TrainingDiverged,
+                                          write_json_atomic)
     from kbert.training.optimizer import create_optimizer, set_precision
     from kbert.training.preflight import check_output_dir
 
@@ -286,33 +293,42 @@ def _pretrain(config: PretrainConfig, log) -> dict:
     out = config.output_dir
     check_output_dir(out)  # creatable and writable: a clear error now, before any work
     os.makedirs(out, exist_ok=True)
+    out = job.write_dir  # output_dir on the chief; another worker writes to a temp dir
     keras.utils.set_random_seed(config.seed)
 
-    vocab = prepare_vocabulary(config, log)
+    vocab = prepare_vocabulary(dataclasses.replace(config, output_dir=out), log)
     bert_config = model_config(config, vocab.size)
     bert_config.to_json(os.path.join(out, "model_config.json"))
     tokenizer = BertTokenizer(vocab, max_length=config.seq_length)
     precision = set_precision(config.mixed_precision)
     vocab_seconds = time.perf_counter() - started
 
-    backup_dir = os.path.join(out, "backup")
+    backup_dir = os.path.join(config.output_dir, "backup")  # every worker restores the chief's
     resume_epoch = _resume_epoch(backup_dir)
     train_ds, heldout_ds = build_datasets(config, tokenizer, resume_epoch)
+    train_ds = job.distribute_dataset(train_ds, config.corpus)
 
-    model = BertPretrainer.from_bert_config(bert_config)
-    model.compile(
-        optimizer=create_optimizer(config.learning_rate, config.total_steps, config.warmup,
-                                   weight_decay=config.weight_decay),
-        jit_compile=config.jit_compile)
+    with job.scope():
+        model = BertPretrainer.from_bert_config(bert_config)
+        model.compile(
+            optimizer=create_optimizer(config.learning_rate, config.total_steps, config.warmup,
+                                       weight_decay=config.weight_decay),
+            jit_compile=job.jit_compile(config.jit_compile))
+        job.prepare_optimizer(model.optimizer)
     params = model.count_params()
     log(f"model: {config.preset} {bert_config.num_layers} layers, hidden "
         f"{bert_config.hidden_size}, {params / 1e6:.1f}M parameters, {precision}; "
         f"{config.total_steps} steps of {config.batch_size} x {config.seq_length} tokens")
+    if job.distributed:
+        log(f"distribution: {config.strategy}, {job.num_replicas} replicas on "
+            f"{job.role.num_workers} worker(s), this is {job.role.label}"
+            f"{' (chief)' if job.is_chief else ''}; global batch {config.batch_size} = "
+            f"{config.batch_size / job.num_replicas:g} sequences per replica")
 
     divergence = StopOnDivergence()
     checkpoints = AtomicCheckpoint(os.path.join(out, "checkpoints"), config.checkpoint_every,
                                    config.keep_checkpoints)
-    backup = ResumableBackup(backup_dir, verbose=bool(config.verbose))
+    backup = job.backup(backup_dir, verbose=bool(config.verbose))
     loggers = metric_loggers(out, config.steps_per_epoch, log)
     fit_start = time.perf_counter()
     history = model.fit(train_ds, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
@@ -339,6 +355,7 @@ def _pretrain(config: PretrainConfig, log) -> dict:
         "model_config": bert_config.to_dict(),
         "parameters": int(params),
         "precision": precision,
+        "distribution": job.describe(),
         "steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
         "resumed_from_step": backup.resumed_from_step,
         "final_train_metrics": final,
