@@ -48,6 +48,8 @@ OPTIONS = {
     "--validation-split": ("validation_split", float, 0.1, "held-out share when no --validation"),
     "--early-stopping": ("early_stopping", int, None, "stop after N epochs without improvement"),
     "--seed": ("seed", int, 0, "split, shuffling and initialisation seed"),
+    "--strategy": ("strategy", str, None, "mirrored (all local GPUs) or multiworker (TF_CONFIG "
+                   "on each host); --batch-size is then the global batch (docs/distributed.md)"),
 }
 REQUIRED = ("model", "train")
 
@@ -109,6 +111,17 @@ def _load(path: str, options: dict):
 
 def run(args) -> int:
     options = resolve_options(args)
+    from kbert.training.distribute import DistributedJob
+
+    # First: MultiWorkerMirroredStrategy must be created before any other TensorFlow op.
+    job = DistributedJob(options["strategy"], options["output_dir"])
+    try:
+        return _run(options, args, job)
+    finally:
+        job.close()
+
+
+def _run(options: dict, args, job) -> int:
     import keras
 
     from kbert.tasks import BertClassifier, stratified_split
@@ -131,22 +144,24 @@ def run(args) -> int:
           f"{num_classes} {'output' if problem_type == 'regression' else 'class'}(es)"
           + (f": {label_map.labels}" if label_map else ""))
 
-    model = BertClassifier.from_pretrained(
-        options["model"], num_classes=num_classes, problem_type=problem_type,
-        pooling=options["pooling"], dropout=options["dropout"],
-        freeze_layers=options["freeze_layers"], max_length=options["max_length"],
-        hidden_dropout=options["hidden_dropout"])
-    if model.tokenizer is None:
-        raise ValueError(f"{options['model']}: no vocab.txt found beside the weights")
-    model.set_label_map(label_map)
-    out = options["output_dir"]
-    os.makedirs(out, exist_ok=True)
-    history = model.fit_texts(
-        train, validation=validation, epochs=options["epochs"], batch_size=options["batch_size"],
-        learning_rate=options["learning_rate"], warmup=options["warmup"],
-        weight_decay=options["weight_decay"], layerwise_lr_decay=options["layerwise_lr_decay"],
-        early_stopping_patience=options["early_stopping"], seed=options["seed"],
-        verbose=0 if args.quiet else "auto")
+    with job.scope():  # model, optimizer and compile (in fit_texts) under the strategy
+        model = BertClassifier.from_pretrained(
+            options["model"], num_classes=num_classes, problem_type=problem_type,
+            pooling=options["pooling"], dropout=options["dropout"],
+            freeze_layers=options["freeze_layers"], max_length=options["max_length"],
+            hidden_dropout=options["hidden_dropout"])
+        if model.tokenizer is None:
+            raise ValueError(f"{options['model']}: no vocab.txt found beside the weights")
+        model.set_label_map(label_map)
+        os.makedirs(options["output_dir"], exist_ok=True)
+        out = job.write_dir  # output_dir on the chief; another worker writes to a temp dir
+        history = model.fit_texts(
+            train, validation=validation, epochs=options["epochs"],
+            batch_size=options["batch_size"], learning_rate=options["learning_rate"],
+            warmup=options["warmup"], weight_decay=options["weight_decay"],
+            layerwise_lr_decay=options["layerwise_lr_decay"],
+            early_stopping_patience=options["early_stopping"], seed=options["seed"],
+            verbose=0 if args.quiet else "auto")
     model.save_pretrained(out)
 
     metrics = {"options": options, "history": {k: [float(v) for v in vals]
@@ -162,6 +177,8 @@ def run(args) -> int:
                 f.write(report.format() + "\n")
             report.save_confusion_png(os.path.join(out, f"confusion_{name}.png"))
             metrics[name] = report.to_dict()
+    if job.distributed:
+        metrics["distribution"] = job.describe()
     with open(os.path.join(out, "metrics.json"), "w", encoding="utf-8") as f:
         json.dump(metrics, f, indent=2, ensure_ascii=False, default=str)
     print(f"\nclassifier written to {out}")
