@@ -19,10 +19,13 @@ from hypothesis import strategies as st
 ENV = "KBERT_FUZZ_EXAMPLES"
 
 
-def fuzz_settings(ci_examples: int, **kwargs) -> settings:
-    """hypothesis settings: `ci_examples` examples, or $KBERT_FUZZ_EXAMPLES when it is set."""
+def fuzz_settings(ci_examples: int, cap: int | None = None, **kwargs) -> settings:
+    """hypothesis settings: `ci_examples` examples, or $KBERT_FUZZ_EXAMPLES when it is set
+    (at most `cap`: for tests whose examples take seconds, such as the 1 MB strings)."""
     override = os.environ.get(ENV)
     examples = int(override) if override else ci_examples
+    if override and cap is not None:
+        examples = min(examples, max(cap, ci_examples))
     return settings(max_examples=examples, deadline=None, print_blob=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.large_base_example,
