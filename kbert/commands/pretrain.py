@@ -1,8 +1,8 @@
 """`kbert pretrain`: pre-train a BERT (MLM + NSP); with no arguments, a small one on Jane Austen.
 
-    kbert pretrain                                  # ~10 min on 2 CPU cores, runs/pretrain
+    kbert pretrain                                  # ~12 min on 2 CPU cores, runs/pretrain
     kbert pretrain --config my_run.json --steps 20000 --preset mini
-    kbert pretrain --corpus books/ --output-dir runs/books --seq-length 128 --xla
+    kbert pretrain --corpus books/ --output-dir runs/books --seq-length 128 --max-predictions 20
     kbert pretrain --strategy multiworker ...      # on every host, with its TF_CONFIG set
 
 Flags override the JSON config file, which overrides the defaults (`PretrainConfig`).

@@ -34,8 +34,9 @@ SUMMARY_FILE = "summary.json"
 class PretrainConfig:
     """Everything `pretrain` needs; the defaults are the `kbert pretrain` default run.
 
-    The defaults were tuned to finish in about 10 minutes on a 2-core CPU (see
-    docs / the pretrain command's help for the measured numbers).
+    Measured with these defaults on the embedded corpus, 2 CPU cores (README "Pre-training"):
+    12 min wall (vocabulary 68 s, 3,200 XLA steps at ~0.2 s), held-out MLM accuracy 0.340
+    (5.6x the most-frequent-token guess), NSP accuracy 0.648.
     """
 
     corpus: Any = "austen"
