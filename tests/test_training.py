@@ -218,3 +218,53 @@ def test_config_validation_and_unknown_keys(tmp_path):
 
 # Resume after SIGKILL (at four points, including inside checkpoint writes), disk full and an
 # unwritable output directory: tests/test_faults.py, which reuses make_corpus / make_vocab.
+
+
+def test_infinite_loss_stops_training_like_nan():
+    from kbert.training.callbacks import StopOnDivergence
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    stop = StopOnDivergence()
+    stop.set_model(model)
+    stop.on_train_batch_end(0, {"loss": 1.5})
+    assert stop.diverged_at_step is None and not model.stop_training
+    stop.on_train_batch_end(1, {"loss": float("inf")})
+    assert stop.loss == float("inf") and stop.diverged_at_step == 0
+    assert model.stop_training
+
+
+def test_a_failed_final_save_leaves_the_old_file_and_no_debris(tmp_path, monkeypatch):
+    from kbert.models.pretrainer import BertPretrainer
+
+    model = BertPretrainer.from_bert_config(BertConfig(vocab_size=30, **TINY_MODEL))
+    model(_synthetic_batches(30).take(1).get_single_element()[0])
+    pretrain_lib.save_models(model, str(tmp_path))
+    before = (tmp_path / "encoder.keras").read_bytes()
+    real_save = keras.saving.save_model
+
+    def disk_full(layer, path, **kwargs):
+        real_save(layer, path, **kwargs)  # a file appears, then the disk fills up
+        with open(path, "ab") as f:
+            f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(keras.saving, "save_model", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        pretrain_lib.save_models(model, str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ["encoder.keras", "pretrainer.keras"]
+    assert (tmp_path / "encoder.keras").read_bytes() == before
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"steps": 1, "pad": "' + "x" * (17 * 2**20) + '"}', "at most"),
+    ("[1, 2]", "object"),
+    ('{"steps": 1', "not valid JSON"),
+], ids=["deeply-nested", "17MB", "not-an-object", "truncated"])
+def test_config_file_errors_are_clear(tmp_path, text, message):
+    path = tmp_path / "config.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        pretrain_lib.PretrainConfig.from_json(str(path))

@@ -81,14 +81,10 @@ class PretrainConfig:
 
     @classmethod
     def from_json(cls, path: str) -> "PretrainConfig":
-        with open(path, encoding="utf-8") as f:
-            try:
-                values = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: not valid JSON ({e})") from None
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a JSON object, got {type(values).__name__}")
-        return cls.from_dict(values)
+        from kbert.config import read_json_file
+
+        # Size-bounded, UTF-8, an object, no RecursionError on deeply nested input.
+        return cls.from_dict(read_json_file(path, error=ValueError))
 
     def validate(self) -> None:
         for name in ("seq_length", "batch_size", "max_predictions", "steps", "steps_per_epoch",
@@ -136,12 +132,11 @@ def prepare_vocabulary(config: PretrainConfig, log=print):
 
 def model_config(config: PretrainConfig, vocab_size: int):
     """The BertConfig of the run; an explicit vocab_size must agree with the vocabulary."""
-    from kbert.config import BertConfig
+    from kbert.config import BertConfig, read_json_file
 
     overrides = config.model
     if isinstance(overrides, str):
-        with open(overrides, encoding="utf-8") as f:
-            overrides = json.load(f)
+        overrides = read_json_file(overrides, error=ValueError)
     overrides = dict(overrides or {})
     if config.dropout is not None:
         overrides.setdefault("hidden_dropout", config.dropout)
@@ -401,5 +396,11 @@ def save_models(model, out: str) -> None:
     clean.set_weights(model.get_weights())
     for layer, name in ((clean.encoder, "encoder.keras"), (clean, "pretrainer.keras")):
         tmp = os.path.join(out, f"tmp-{name}")
-        keras.saving.save_model(layer, tmp)
-        os.replace(tmp, os.path.join(out, name))
+        try:
+            keras.saving.save_model(layer, tmp)
+            os.replace(tmp, os.path.join(out, name))
+        except BaseException:
+            # Disk full, interrupted...: the previous file (if any) stays whole, no debris.
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
