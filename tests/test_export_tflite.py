@@ -108,9 +108,9 @@ def test_reduced_precision_keeps_token_cosine(files, encoder, tokenizer, variant
     cosines = _token_cosines(out["sequence_output"], ref, trimmed["padding_mask"])
     if variant == "text-int8":
         # Static int8 with the tokenizer inside: issue 5 asks >= 0.99 for every token, which
-        # this form does not reach, and its calibration is not deterministic (7 conversions of
-        # this model: min 0.980-0.989, 97.9-99.8% of tokens >= 0.99, mean 0.9992-0.9996; on
-        # all-MiniLM-L6-v2 about 0.4, see docs/serving.md). Guard what holds, with margin.
+        # this form does not reach, and its calibration is not deterministic (6 conversions of
+        # this model: min 0.980-0.989, 98.5-99.8% of tokens >= 0.99, mean 0.9992-0.9996; one CI
+        # run 97.9%; on all-MiniLM-L6-v2 about 0.4, see docs/serving.md). Guard what holds.
         assert cosines.min() >= 0.97, (variant, cosines.min())
         assert np.mean(cosines >= 0.99) >= 0.95, (variant, np.mean(cosines >= 0.99))
         assert cosines.mean() >= 0.998, (variant, cosines.mean())
