@@ -389,6 +389,7 @@ def save_models(model, out: str) -> None:
     import keras
 
     from kbert.models.pretrainer import BertPretrainer
+    from kbert.training.callbacks import _remove
 
     # A fresh, uncompiled copy: `.keras` would otherwise carry the optimizer's moments (2x the
     # weights) that inference and fine-tuning do not need.
@@ -401,6 +402,5 @@ def save_models(model, out: str) -> None:
             os.replace(tmp, os.path.join(out, name))
         except BaseException:
             # Disk full, interrupted...: the previous file (if any) stays whole, no debris.
-            if os.path.exists(tmp):
-                os.remove(tmp)
+            _remove(tmp)
             raise
