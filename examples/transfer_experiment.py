@@ -53,7 +53,8 @@ def fine_tune(arm: str, run_dir: str, train, test, seed: int, args) -> dict:
     from kbert.tasks import BertClassifier, load_encoder
 
     keras.utils.set_random_seed(seed)
-    pretrained, tokenizer = load_encoder(run_dir)
+    pretrained, tokenizer = load_encoder(run_dir, hidden_dropout=args.dropout,
+                                         attention_dropout=args.dropout)
     if arm == "random":
         encoder = BertEncoder.from_bert_config(pretrained.bert_config, name="encoder")
     else:
@@ -92,6 +93,9 @@ def main(argv=None) -> int:
     parser.add_argument("--learning-rate", type=float, default=5e-4,
                         help="peak lr (tiny models and random init need more than BERT-base)")
     parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--dropout", type=float, default=None,
+                        help="hidden and attention dropout while fine-tuning (default: the "
+                             "pre-training run's, 0.0 for `kbert pretrain`'s default)")
     parser.add_argument("--pooling", default="pooled", choices=["pooled", "cls", "mean"],
                         help="the text vector of the classifier (see BertClassifier)")
     parser.add_argument("--cache-dir", default=None)
