@@ -14,7 +14,7 @@ cache directory and extracts what is asked for.
 
 The CSV is UTF-8 with a BOM (read it with encoding="utf-8-sig"), rows `label,text`, no header.
 `movie_reviews.txt` is the reviews in the google-research pre-training format that
-`kbert pretrain --corpus` reads: one sentence per line, a blank line after each review, labels
+`kbert pretrain --corpus` reads: one sentence per line, a blank line between reviews, labels
 dropped (about 1.1M words). `fetch_polarity(cache_dir)` and `fetch_reviews(cache_dir)` are
 importable and return the paths; a second call reuses the cache.
 """
@@ -105,7 +105,7 @@ def fetch_polarity(cache_dir: str | os.PathLike | None = None) -> pathlib.Path:
 
 def reviews_to_corpus(data: bytes, expected: int | None = None) -> str:
     """The reviews CSV (`label,text` rows, sentences on their own lines inside `text`) as a
-    pre-training corpus: one sentence per line, a blank line after each review, no labels.
+    pre-training corpus: one sentence per line, a blank line between reviews, no labels.
     `expected`: the number of rows there must be (None: any)."""
     rows = [row for row in csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""))
             if row]
