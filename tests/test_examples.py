@@ -17,3 +17,24 @@ def test_example_runs_fast_mode(script, tmp_path):
     result = subprocess.run([sys.executable, str(script), "--fast"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.mark.slow  # fine-tunes MiniLM on a few sentences, then one dynamic-int8 conversion
+def test_polarity_example_converts_the_classifier_and_measures_agreement(tmp_path):
+    import json
+
+    script = pathlib.Path(__file__).parent.parent / "examples" / "finetune_polarity.py"
+    out = tmp_path / "run"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run([sys.executable, str(script), "--fast", "--output", str(out),
+                             "--tflite", "dynamic_int8"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    measured = summary["tflite"]["dynamic_int8"]
+    assert (out / "polarity-dynamic_int8.tflite").stat().st_size / 2**20 == pytest.approx(
+        measured["size_mb"], abs=0.01)
+    # MiniLM with int8 weights keeps the Keras label of (nearly) every sentence; a broken
+    # conversion or label map would agree on about half.
+    assert measured["agreement_with_keras"] >= 0.9, measured
+    assert 0.0 <= measured["test_accuracy"] <= 1.0
