@@ -98,6 +98,9 @@ def main(argv=None) -> int:
                              "pre-training run's, 0.0 for `kbert pretrain`'s default)")
     parser.add_argument("--pooling", default="pooled", choices=["pooled", "cls", "mean"],
                         help="the text vector of the classifier (see BertClassifier)")
+    parser.add_argument("--train-size", type=int, default=None,
+                        help="fine-tune on a stratified subset of this many training sentences "
+                             "(the same subset for both arms; the test side is unchanged)")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--output", default="runs/transfer.json")
     parser.add_argument("--fast", action="store_true", help="tiny pretrain, 1 seed, tiny data")
@@ -108,14 +111,21 @@ def main(argv=None) -> int:
     started, load_before = time.time(), os.getloadavg()
     data, source = load_data(args.fast, args.cache_dir)
     train, test = stratified_split(data, 0.2, seed=0)
+    if args.fast:
+        args.seeds, args.epochs = args.seeds[:1], 1
+        train = stratified_split(train, min(0.5, 32 / len(train)), seed=0)[1]
+        test = stratified_split(test, min(0.5, 16 / len(test)), seed=0)[1]
+    if args.train_size is not None:  # after --fast's own subset, so the smoke run covers it
+        if not 2 <= args.train_size < len(train):
+            sys.exit(f"--train-size must be in 2..{len(train) - 1}, got {args.train_size}")
+        train = stratified_split(train, args.train_size / len(train), seed=0)[1]
+        if len(train) != args.train_size:  # per-class rounding: say what was used
+            print(f"--train-size {args.train_size}: the stratified subset has {len(train)}")
     run_dir = args.pretrained
     scratch = None
     if args.fast:
         scratch = tempfile.TemporaryDirectory(prefix="kbert-transfer-")
         run_dir = tiny_pretrain(scratch.name)
-        args.seeds, args.epochs = args.seeds[:1], 1
-        train = stratified_split(train, min(0.5, 32 / len(train)), seed=0)[1]
-        test = stratified_split(test, min(0.5, 16 / len(test)), seed=0)[1]
     elif not os.path.isfile(os.path.join(run_dir, "encoder.keras")):
         sys.exit(f"{run_dir} holds no encoder.keras: run `kbert pretrain --output-dir {run_dir}` "
                  f"first (or pass --pretrained DIR)")
@@ -136,6 +146,7 @@ def main(argv=None) -> int:
     print(f"gap of the means {summary['gap']:+.4f}; seed-to-seed spread {summary['spread']:.4f};"
           f" gap > spread: {summary['transfer_beats_spread']}")
     summary.update(runs=runs, settings=vars(args), data=source, run_dir=run_dir,
+                   train_examples=len(train), test_examples=len(test),
                    wall_seconds=round(time.time() - started, 1), cpu_count=os.cpu_count(),
                    loadavg_before=load_before, loadavg_after=os.getloadavg())
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)

@@ -38,3 +38,22 @@ def test_polarity_example_converts_the_classifier_and_measures_agreement(tmp_pat
     # conversion or label map would agree on about half.
     assert measured["agreement_with_keras"] >= 0.9, measured
     assert 0.0 <= measured["test_accuracy"] <= 1.0
+
+
+@pytest.mark.slow  # a tiny pre-training and two tiny fine-tunings
+def test_transfer_experiment_fine_tunes_both_arms_on_the_requested_subset(tmp_path):
+    import json
+
+    script = pathlib.Path(__file__).parent.parent / "examples" / "transfer_experiment.py"
+    out = tmp_path / "transfer.json"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run([sys.executable, str(script), "--fast", "--train-size", "12",
+                             "--output", str(out)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads(out.read_text())
+    assert summary["train_examples"] == 12
+    assert sorted(r["arm"] for r in summary["runs"]) == ["pretrained", "random"]
+    bad = subprocess.run([sys.executable, str(script), "--fast", "--train-size", "1"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "--train-size must be in 2.." in bad.stderr
