@@ -135,3 +135,15 @@ def test_gpu_bench_runs_on_jax_without_tensorflow():
     assert line["system"] == "kbert_jax_bf16" and line["tf_loaded"] == []
     assert line["attention"] == "explicit" and math.isfinite(line["loss"])
     assert line["tokens_per_s"] > 0 and line["device"].lower().startswith("cpu")
+
+
+@pytest.mark.slow
+def test_step_breakdown_times_every_part(tmp_path):
+    done = subprocess.run([sys.executable, os.path.join(BENCH, "step_breakdown.py"), "--model",
+                           "tiny", "--seq", "16", "--batch", "2", "--steps", "1", "--reps", "1"],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {r["row"]: r["ms"] for r in (json.loads(l) for l in done.stdout.splitlines()
+                                        if l.startswith("{"))}
+    assert len(rows) == 6 and all(len(v) == 1 and v[0] > 0 for v in rows.values()), rows
+    assert any(name.startswith("matmuls") for name in rows)
