@@ -22,22 +22,16 @@ import json
 import os
 import statistics
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
+import workloads  # noqa: E402  (bench/, after the path insert; imports no TensorFlow itself)
 
-def _timed(fn, steps: int) -> float:
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+
+def _median_wall(fn, steps: int) -> float:
+    return statistics.median(workloads._timed(fn, steps, warmup=2)["wall_s"])
 
 
 def main(argv=None) -> int:
@@ -52,11 +46,6 @@ def main(argv=None) -> int:
     import keras
     import tensorflow as tf
 
-    import workloads
-    from kbert.config import BertConfig
-    from kbert.models.pretrainer import BertPretrainer
-    from kbert.training.optimizer import create_optimizer
-
     spec = {"kind": "train", "system": "kbert", "model": args.model, "seq": args.seq,
             "batch": args.batch, "of": "train", "steps": args.steps, "warmup": 2}
     workloads._keras_setup(spec)  # BENCH_THREADS, float32 policy, seed: as every bench process
@@ -64,22 +53,16 @@ def main(argv=None) -> int:
     batch = {k: tf.constant(v) for k, v in workloads.random_batch(spec).items()}
     x = {k: batch[k] for k in ("token_ids", "segment_ids", "padding_mask", "masked_positions")}
     y = {k: batch[k] for k in ("masked_ids", "masked_weights", "next_sentence_labels")}
-    layers, hidden, heads, inter, vocab = workloads.model_sizes(args.model)
 
-    def build(optimizer, dropout=0.1):
-        config = BertConfig(vocab_size=vocab, hidden_size=hidden, num_layers=layers,
-                            num_heads=heads, intermediate_size=inter,
-                            max_position_embeddings=max(512, args.seq),
-                            hidden_dropout=dropout, attention_dropout=dropout)
-        model = BertPretrainer.from_bert_config(config)
-        model.compile(optimizer=optimizer)
-        return model
-
-    bench = build(create_optimizer(1e-4, total_steps=10_000, warmup=10))
+    # The bench's own model and optimizer (workloads._kbert_pretrainer), and two variants of it.
+    bench = workloads._kbert_pretrainer(spec, keras)
+    no_dropout = workloads._kbert_pretrainer(
+        dict(spec, config={"hidden_dropout": 0.0, "attention_dropout": 0.0}), keras)
+    sgd = workloads._kbert_pretrainer(spec, keras)
+    sgd.compile(optimizer=keras.optimizers.SGD(1e-4))
     models = {"step: AdamW + clipping, dropout 0.1 (the bench step)": bench,
-              "step: AdamW + clipping, dropout 0": build(
-                  create_optimizer(1e-4, total_steps=10_000, warmup=10), dropout=0.0),
-              "step: SGD, dropout 0.1": build(keras.optimizers.SGD(1e-4))}
+              "step: AdamW + clipping, dropout 0": no_dropout,
+              "step: SGD, dropout 0.1": sgd}
 
     @tf.function
     def forward():
@@ -95,10 +78,10 @@ def main(argv=None) -> int:
     for _ in range(args.reps):
         for name, model in models.items():
             rows.setdefault(name, []).append(
-                _timed(lambda m=model: m.train_on_batch(x, y), args.steps))
-        rows.setdefault("forward + loss", []).append(_timed(forward, args.steps))
+                _median_wall(lambda m=model: m.train_on_batch(x, y), args.steps))
+        rows.setdefault("forward + loss", []).append(_median_wall(forward, args.steps))
         rows.setdefault("forward + backward, no optimizer", []).append(
-            _timed(forward_backward, args.steps))
+            _median_wall(forward_backward, args.steps))
         floor = workloads.matmul_floor(dict(spec, system="tf"))
         rows.setdefault("matmuls of the step only (floor)", []).append(
             statistics.median(floor["wall_s"]))
