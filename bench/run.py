@@ -62,6 +62,10 @@ def groups(quick: bool) -> list[dict]:
              steps=steps + 2, systems=["kbert", "kbert_bf16", "kbert_xla_bf16",
                                        "keras_hub_bf16"],
              title="mixed_bfloat16 option: inference, BERT-base, seq 128, batch 8"),
+        dict(name="int8_infer_base_128", kind="infer", model="base", seq=128, batch=8,
+             steps=steps + 2, systems=["kbert", "kbert_tflite", "kbert_tflite_int8",
+                                       "keras_hub_xla", "hf"],
+             title="int8 option: inference, BERT-base, seq 128, batch 8 (LiteRT)"),
         dict(name="bf16_effect", kind="precision", model="small", seq=128, batch=32,
              steps=4 if quick else 20, systems=["kbert"],
              title="mixed_bfloat16 against float32, same weights and batches"),
@@ -224,7 +228,7 @@ def render(suite, summaries, meta) -> str:
         summary = summaries[group["name"]]
         unit = "tokens/s" if group["kind"] == "train" else "seq/s"
         anchors = dict(TRAIN_ANCHORS if group["kind"] == "train" else INFER_ANCHORS)
-        if "kbert_bf16" in group["systems"]:
+        if "kbert_bf16" in group["systems"] or "kbert_tflite_int8" in group["systems"]:
             anchors["kbert float32"] = ("kbert",)
         lines += [f"## {group['title']}", "",
                   f"| system | step ms | CPU s/step | {unit} | model GFLOP/s | % of TF fp32 peak "
@@ -320,7 +324,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="1 repetition, smaller sizes")
     parser.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
     parser.add_argument("--only", help="comma-separated workload names or prefixes (peak, "
-                                       "train_small, train_base, infer, bf16, curve, pipeline)")
+                                       "train_small, train_base, infer, bf16, int8, curve, pipeline)")
     parser.add_argument("--systems", help="comma-separated systems to keep (default: all)")
     parser.add_argument("--scale", choices=("full", "tiny"), default="full",
                         help="tiny: every workload at toy size (tests the harness only)")

@@ -6,7 +6,8 @@ inherits another's thread pools, caches or allocator state, and reads the child'
 
     kind       "train" | "infer" | "peak" | "precision"
     system     train: kbert, kbert_xla, keras_hub, keras_hub_xla, hf, hf_gathered
-               infer: kbert, kbert_xla, kbert_savedmodel, keras_hub, keras_hub_xla, hf
+               infer: kbert, kbert_xla, kbert_savedmodel, keras_hub, keras_hub_xla, hf,
+                      kbert_tflite, kbert_tflite_int8 (LiteRT float32 / dynamic-range int8)
                a Keras system + "_bf16" (e.g. kbert_bf16) runs under mixed_bfloat16
                peak:  tf, torch (fp32 and bf16 matmul GFLOP/s)
                precision: kbert (mixed_bfloat16 against float32: outputs and loss curve)
@@ -45,6 +46,10 @@ VOCAB = 30522
 MASK_FRACTION = 0.15
 TRAIN_SYSTEMS = ("kbert", "kbert_xla", "keras_hub", "keras_hub_xla", "hf", "hf_gathered")
 INFER_SYSTEMS = ("kbert", "kbert_xla", "kbert_savedmodel", "keras_hub", "keras_hub_xla", "hf")
+# kbert's encoder converted with kbert.export.export_tflite (ids form) and run by LiteRT:
+# float32 and dynamic-range int8 (int8 weights, int8 GEMMs with activations quantized per
+# batch; this CPU has AVX512_VNNI). Not in the main tables: conversion takes a minute.
+TFLITE_SYSTEMS = {"kbert_tflite": "float32", "kbert_tflite_int8": "dynamic_int8"}
 PEAK_SYSTEMS = ("tf", "torch")
 BF16 = "_bf16"
 
@@ -225,6 +230,16 @@ def _kbert_encoder(spec, keras):
                        **spec.get("config", {}))
 
 
+def _placeholder_vocab(encoder, directory) -> str:
+    """A vocab.txt of the encoder's size (special tokens + w0, w1, ...): exports need one."""
+    vocab_file = os.path.join(directory, "vocab.txt")
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    with open(vocab_file, "w", encoding="utf-8") as f:
+        f.write("\n".join(specials + [f"w{i}" for i in range(
+            encoder.bert_config.vocab_size - len(specials))]) + "\n")
+    return vocab_file
+
+
 def _export_kbert(encoder, directory):
     """A SavedModel of the encoder; its ids-in signature (callable with the 3 id tensors)."""
     import tensorflow as tf
@@ -236,11 +251,7 @@ def _export_kbert(encoder, directory):
     except ImportError:
         export_saved_model = None
     if export_saved_model is not None:
-        vocab_file = os.path.join(directory, "vocab.txt")
-        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        with open(vocab_file, "w", encoding="utf-8") as f:
-            f.write("\n".join(specials + [f"w{i}" for i in range(
-                encoder.bert_config.vocab_size - len(specials))]) + "\n")
+        vocab_file = _placeholder_vocab(encoder, directory)
         tokenizer = BertTokenizer(Vocabulary.load(vocab_file), max_length=128)
         path = export_saved_model(encoder, tokenizer, directory, name="bench", warmup=False,
                                   check_ops=False)
@@ -269,6 +280,8 @@ def keras_infer(spec):
     x = {k: tf.constant(data[k]) for k in ("token_ids", "segment_ids", "padding_mask")}
     system = spec["system"]
     note = ""
+    if system in TFLITE_SYSTEMS:
+        return _tflite_infer(spec, keras, data, TFLITE_SYSTEMS[system])
     if system == "kbert_savedmodel":
         encoder = _kbert_encoder(spec, keras)
         tmp = tempfile.TemporaryDirectory()
@@ -293,6 +306,38 @@ def keras_infer(spec):
         step = lambda: forward(x)  # noqa: E731
     return _timed(step, spec["steps"], spec["warmup"], sync=lambda out: out.numpy()) | {
         "note": note}
+
+
+def _tflite_infer(spec, keras, data, quantization: str) -> dict:
+    """LiteRT on an ids-form `.tflite` of the encoder; the note gives its token cosine against
+    the Keras encoder on the timed batch (the effect of the precision on the outputs)."""
+    import tempfile
+
+    import numpy as np
+
+    from kbert.export.litert import TFLiteEncoder
+    from kbert.export.tflite import export_tflite
+    from kbert.tokenization.tokenizer import BertTokenizer
+    from kbert.tokenization.vocab import Vocabulary
+
+    encoder = _kbert_encoder(spec, keras)
+    names = ("token_ids", "segment_ids", "padding_mask")
+    x = {k: np.asarray(data[k], "int32") for k in names}
+    reference = np.asarray(encoder(x, training=False)["sequence_output"])
+    tmp = tempfile.TemporaryDirectory()
+    tokenizer = BertTokenizer(Vocabulary.load(_placeholder_vocab(encoder, tmp.name)))
+    path = export_tflite(encoder, os.path.join(tmp.name, "bench.tflite"), tokenizer=tokenizer,
+                         quantization=quantization, validate=False)
+    threads = int(os.environ.get("BENCH_THREADS", "0")) or os.cpu_count() or 1
+    runner = TFLiteEncoder(path, num_threads=threads)
+    step = lambda: runner.run(**x)["sequence_output"]  # noqa: E731
+    out = step().reshape(-1, reference.shape[-1])
+    ref = reference.reshape(-1, reference.shape[-1])
+    cosine = (out * ref).sum(-1) / (np.linalg.norm(out, axis=-1) * np.linalg.norm(ref, axis=-1))
+    note = (f"LiteRT {quantization}, {os.path.getsize(path) / 2**20:.0f} MB, token cosine vs "
+            f"Keras min {cosine.min():.4f}")
+    return _timed(step, spec["steps"], spec["warmup"]) | {"note": note,
+                                                         "token_cosine_min": float(cosine.min())}
 
 
 # ------------------------------------------------------------------------------ transformers
@@ -503,7 +548,8 @@ def run(spec: dict) -> dict:
     if system.endswith(BF16) and not system.startswith("hf"):
         system = spec["system"] = system[:-len(BF16)]
         spec["precision"] = "mixed_bfloat16"
-    systems = {"train": TRAIN_SYSTEMS, "infer": INFER_SYSTEMS, "peak": PEAK_SYSTEMS,
+    systems = {"train": TRAIN_SYSTEMS, "infer": INFER_SYSTEMS + tuple(TFLITE_SYSTEMS),
+               "peak": PEAK_SYSTEMS,
                "precision": ("kbert",), "floor": ("tf",)}
     if kind not in systems or system not in systems[kind]:
         raise ValueError(f"unknown workload {kind!r}/{system!r}; known: {systems}")

@@ -15,6 +15,14 @@ from a random point of another held-out chapter (NotNext), 50/50. Two predictors
   - best threshold on P(same novel) = sum_n p(n|A) p(n|B), chosen on the same pairs (optimistic).
 Neither sees sentence continuity, so a model can beat them; they show how much context the
 novel cue needs. L = 25 words is about one half of a 64-token sequence, L = 50 of a 128-token one.
+
+Does a pre-trained model use that cue? With `--run DIR` (a `kbert pretrain` output directory)
+the script instead scores the run's NSP head on the pipeline's own held-out pairs (the
+`kbert pretrain` evaluation, unmasked) by kind: IsNext, NotNext from the same novel, NotNext
+from another novel. A model that knew the novels would get the last kind right far more often
+than the middle one:
+
+    python scripts/nsp_novel_bound.py --run runs/pretrain --seq-length 64
 """
 
 from __future__ import annotations
@@ -78,12 +86,55 @@ def heldout_pairs(documents, count: int, length: int, rng: random.Random):
     return pairs
 
 
+def run_breakdown(run_dir: str, seq_length: int, repeats: int = 3) -> dict[str, list[bool]]:
+    """Correct / wrong NSP predictions of a run's pre-trainer per pair kind, on `repeats`
+    seeded drawings of the held-out pairs."""
+    import os
+
+    import numpy as np
+
+    import kbert.models.pretrainer  # noqa: F401  (registers BertPretrainer for loading)
+    from kbert.convert.keras_files import load_keras_file
+    from kbert.data.pipeline import pair_dataset
+    from kbert.tokenization.tokenizer import BertTokenizer
+
+    novel = {d.index: novel_of(d.doc_id) for d in iter_documents("austen", split="heldout")}
+    tokenizer = BertTokenizer(os.path.join(run_dir, "vocab.txt"), max_length=seq_length)
+    model = load_keras_file(os.path.join(run_dir, "pretrainer.keras"))
+    kinds: dict[str, list[bool]] = {"IsNext": [], "NotNext, same novel": [],
+                                    "NotNext, other novel": []}
+    for repeat in range(repeats):
+        pairs = pair_dataset("austen", tokenizer, seq_length, seed=100 + repeat,
+                             split="heldout", with_provenance=True).batch(256)
+        for batch in pairs:
+            x = {k: batch[k] for k in ("token_ids", "segment_ids", "padding_mask")}
+            x["masked_positions"] = np.zeros((batch["token_ids"].shape[0], 1), "int32")
+            predicted = np.argmax(np.asarray(model(x)["nsp_logits"]), -1)
+            for label, guess, a, b in zip(batch["next_sentence_labels"].numpy(), predicted,
+                                          batch["a_doc"].numpy(), batch["b_doc"].numpy()):
+                kind = ("IsNext" if label == 0 else "NotNext, same novel"
+                        if novel[int(a)] == novel[int(b)] else "NotNext, other novel")
+                kinds[kind].append(bool(guess == label))
+    return kinds
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--lengths", type=int, nargs="+", default=[12, 25, 50, 100])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run", help="score this kbert pretrain run's NSP head by pair kind")
+    parser.add_argument("--seq-length", type=int, default=64, help="with --run")
+    parser.add_argument("--repeats", type=int, default=3, help="with --run: pair drawings")
     args = parser.parse_args(argv)
+
+    if args.run:
+        kinds = run_breakdown(args.run, args.seq_length, args.repeats)
+        print(f"NSP accuracy of {args.run} on held-out pairs of {args.seq_length} tokens:")
+        for kind, hits in [*kinds.items(), ("all", sum(kinds.values(), []))]:
+            rate = sum(hits) / len(hits) if hits else float("nan")
+            print(f"  {kind:<22} {rate:.3f}  ({len(hits)} pairs)")
+        return 0
 
     model = NovelModel(iter_documents("austen", split="train"))
     heldout = list(iter_documents("austen", split="heldout"))

@@ -31,6 +31,9 @@ def test_suite_covers_every_workload_of_the_spec():
     assert {"keras_hub", "keras_hub_xla", "hf", "hf_gathered"} <= set(
         full["train_small"]["systems"])
     assert "kbert_savedmodel" in full["infer_base_128"]["systems"]
+    int8 = full["int8_infer_base_128"]
+    assert (int8["model"], int8["seq"], int8["batch"]) == ("base", 128, 8)
+    assert {"kbert", "kbert_tflite_int8", "keras_hub_xla", "hf"} <= set(int8["systems"])
     curve = [g for g in full.values() if g.get("curve")]
     assert {g["seq"] for g in curve} >= {64, 128, 256, 512}
     assert len({g["batch"] for g in curve}) >= 3
@@ -100,6 +103,16 @@ def test_summary_and_table_compute_ratios_against_the_best_anchor_mode():
     assert "3.64x transformers (hf; by CPU time 1.00x)" in text
     assert "| hf_gathered | failed: exit 1: boom" in text
     assert "| 9 | 9% |" in text  # 1 GFLOP / 0.110 s = 9 GFLOP/s of a 100 GFLOP/s peak
+
+
+@pytest.mark.parametrize("system,quantization", sorted(workloads.TFLITE_SYSTEMS.items()))
+def test_tflite_inference_workload_times_litert_and_measures_its_outputs(system, quantization):
+    out = workloads.run({"kind": "infer", "system": system, "model": "tiny", "seq": 16,
+                         "batch": 2, "steps": 1, "warmup": 1})
+    assert len(out["wall_s"]) == 1 and out["wall_s"][0] > 0
+    assert quantization in out["note"]
+    # float32 matches Keras; dynamic int8 stays close on this random tiny model
+    assert out["token_cosine_min"] > (0.9999 if quantization == "float32" else 0.98)
 
 
 @pytest.mark.slow

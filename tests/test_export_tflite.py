@@ -184,7 +184,7 @@ def test_bad_input_on_tflite(files, encoder, tokenizer):
     assert np.abs(out["sequence_output"] - np.asarray(ref["sequence_output"])).max() <= 1e-4
 
 
-def test_litert_helper_inputs(files, tokenizer):
+def test_litert_helper_inputs(files, encoder, tokenizer, tmp_path):
     ids_model = TFLiteEncoder(files["ids-float32"])
     with pytest.raises(LiteRTError, match="tokenizer"):
         ids_model.embed(["a text"])
@@ -202,6 +202,9 @@ def test_litert_helper_inputs(files, tokenizer):
     assert TFLiteEncoder(files["text-float32"]).metadata["validation"]["token_cosine_min"] > 0.9999
     with pytest.raises(ExportError, match="quantization"):
         export_tflite(None, "x.tflite", quantization="int4")
+    with pytest.raises(ExportError, match="needs the model's tokenizer.*ids form too"):
+        export_tflite(encoder, tmp_path / "x.tflite", inputs="ids")
+    assert not (tmp_path / "x.tflite").exists()
 
 
 def _synthetic_polarity(count: int, start: int):

@@ -209,8 +209,9 @@ def export_tflite(model, path: str | os.PathLike, *, tokenizer=None, inputs: str
     Args:
         model: a `BertEncoder` or a fine-tuned `BertClassifier`.
         path: output file; `<path>.json` gets the metadata `TFLiteEncoder` reads.
-        tokenizer: the model's `BertTokenizer` (default: the classifier's). Needed for the text
-            form (its vocabulary goes inside) and for int8 calibration.
+        tokenizer: the model's `BertTokenizer` (default: the classifier's); required: the
+            sidecar records its special ids and casing (the ids form too), the text form
+            embeds its vocabulary, and int8 calibration tokenizes with it.
         inputs: "ids" or "text" (see the module docstring).
         quantization: "float32", "float16", "dynamic_int8" or "int8".
         pairs: text form only: take sentence pairs (`text`, `text_pair`).
@@ -249,6 +250,10 @@ def export_tflite(model, path: str | os.PathLike, *, tokenizer=None, inputs: str
         raise ExportError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
     if pairs and inputs != "text":
         raise ExportError("pairs=True is for the text form; the ids form takes packed pairs")
+    if tokenizer is None and getattr(model, "tokenizer", None) is None:
+        raise ExportError("export_tflite needs the model's tokenizer (pass tokenizer="
+                          "BertTokenizer(vocab)): the file records its special ids and casing, "
+                          "for the ids form too")
     tokenizer = resolve_tokenizer(model, tokenizer)
     max_length = resolve_max_length(model, tokenizer, max_length)
     functions = _TFLiteFunctions(model, tokenizer, max_length, pad_to_max_length)

@@ -1,0 +1,75 @@
+"""scripts/nsp_novel_bound.py: the novel-cue bound and the per-kind NSP breakdown of a run.
+
+The breakdown is checked with NSP heads whose answer is known: one that always says IsNext must
+score 1 on IsNext pairs and 0 on both NotNext kinds, and the reverse.
+"""
+
+import importlib.util
+import pathlib
+import string
+
+import keras
+import numpy as np
+import pytest
+
+from kbert.config import BertConfig
+from kbert.models.pretrainer import BertPretrainer
+from kbert.tokenization.vocab import Vocabulary
+
+SCRIPT = pathlib.Path(__file__).parent.parent / "scripts" / "nsp_novel_bound.py"
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("nsp_novel_bound", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_dir(path: pathlib.Path, always: int) -> str:
+    """A run directory (vocab.txt + pretrainer.keras) whose NSP head always answers `always`."""
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    vocab = Vocabulary(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars,
+                        *[f"##{c}" for c in chars], "the", "and", "she", "he", "mr", "mrs"])
+    vocab.save(str(path))
+    config = BertConfig.preset("tiny", vocab_size=vocab.size, num_layers=1, hidden_size=16,
+                               num_heads=2, intermediate_size=32)
+    model = BertPretrainer.from_bert_config(config)
+    ids = np.ones((1, 8), "int32")
+    model({"token_ids": ids, "segment_ids": ids * 0, "padding_mask": ids,
+           "masked_positions": np.zeros((1, 1), "int32")})
+    head = model.nsp_head
+    head.kernel.assign(np.zeros(head.kernel.shape, "float32"))
+    head.bias.assign(np.array([5.0, 0.0] if always == 0 else [0.0, 5.0], "float32"))
+    keras.saving.save_model(model, str(path / "pretrainer.keras"))
+    return str(path)
+
+
+@pytest.mark.parametrize("always", [0, 1])
+def test_breakdown_sorts_pairs_by_kind(script, tmp_path, always):
+    kinds = script.run_breakdown(_run_dir(tmp_path, always), seq_length=32, repeats=1)
+    assert set(kinds) == {"IsNext", "NotNext, same novel", "NotNext, other novel"}
+    sizes = {k: len(v) for k, v in kinds.items()}
+    total = sum(sizes.values())
+    assert total > 500
+    assert abs(sizes["IsNext"] / total - 0.5) < 0.06  # the pipeline's 50/50 labels
+    assert sizes["NotNext, other novel"] > sizes["NotNext, same novel"] > 0
+    for kind, hits in kinds.items():
+        assert np.mean(hits) == (1.0 if (kind == "IsNext") == (always == 0) else 0.0)
+
+
+def test_command_line_prints_the_breakdown(script, tmp_path, capsys):
+    assert script.main(["--run", _run_dir(tmp_path, 0), "--seq-length", "32",
+                        "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "IsNext                 1.000" in out and "NotNext, other novel   0.000" in out
+
+
+def test_novel_bound_on_short_segments(script, capsys):
+    assert script.main(["--pairs", "200", "--lengths", "25"]) == 0
+    row = capsys.readouterr().out.splitlines()[-1].split()
+    length, cross, novel_id, argmax_rule, best = row
+    assert int(length) == 25
+    assert 0.7 < float(cross) <= 1.0  # most NotNext partners come from another novel
+    assert 0.45 < float(novel_id) < 0.9 and 0.55 < float(argmax_rule) < float(best) + 1e-9
