@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import pathlib
 import statistics
@@ -59,13 +60,17 @@ def fine_tune(arm: str, run_dir: str, train, test, seed: int, args) -> dict:
         encoder = BertEncoder.from_bert_config(pretrained.bert_config, name="encoder")
     else:
         encoder = pretrained
-    clf = BertClassifier(encoder, num_classes=2, pooling=args.pooling)
+    clf = BertClassifier(encoder, num_classes=2, pooling=args.pooling,
+                         freeze_layers=args.freeze_layers)
     clf.set_tokenizer(tokenizer, args.max_length)
     start = time.time()
     clf.fit_texts(train, epochs=args.epochs, batch_size=args.batch_size,
-                  learning_rate=args.learning_rate, seed=seed, verbose=0)
+                  learning_rate=args.learning_rate, layerwise_lr_decay=args.layerwise_lr_decay,
+                  seed=seed, verbose=0)
     accuracy = clf.evaluate_texts(test, batch_size=64).accuracy
+    trainable = sum(math.prod(w.shape) for w in clf.trainable_weights)
     return {"arm": arm, "seed": seed, "test_accuracy": accuracy,
+            "trainable_parameters": int(trainable), "parameters": int(clf.count_params()),
             "seconds": round(time.time() - start, 1)}
 
 
@@ -98,6 +103,13 @@ def main(argv=None) -> int:
                              "pre-training run's, 0.0 for `kbert pretrain`'s default)")
     parser.add_argument("--pooling", default="pooled", choices=["pooled", "cls", "mean"],
                         help="the text vector of the classifier (see BertClassifier)")
+    parser.add_argument("--freeze-layers", type=int, default=None,
+                        help="both arms: keep the embeddings and blocks 0..N-1 fixed (0: the "
+                             "embeddings only; the number of layers: the whole encoder, i.e. "
+                             "a head on fixed features)")
+    parser.add_argument("--layerwise-lr-decay", type=float, default=1.0,
+                        help="both arms: each layer below the top learns this factor slower "
+                             "(embeddings slowest); 1.0 = one rate for all")
     parser.add_argument("--train-size", type=int, default=None,
                         help="fine-tune on a stratified subset of this many training sentences "
                              "(the same subset for both arms; the test side is unchanged)")
