@@ -2,7 +2,6 @@
 reviews corpus come out of the archive, and the corpus reads back as one document per review."""
 
 import csv
-import importlib.util
 import io
 import pathlib
 import tarfile
@@ -10,16 +9,12 @@ import tarfile
 import pytest
 
 from kbert.data.corpus import detect_format, iter_documents
-
-SCRIPT = pathlib.Path(__file__).parent.parent / "scripts" / "fetch_polarity.py"
+from script_loader import load_script
 
 
 @pytest.fixture(scope="module")
 def fetch():
-    spec = importlib.util.spec_from_file_location("fetch_polarity", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("fetch_polarity")
 
 
 def _csv(rows) -> bytes:

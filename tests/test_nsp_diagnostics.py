@@ -4,7 +4,6 @@ The breakdown is checked with NSP heads whose answer is known: one that always s
 score 1 on IsNext pairs and 0 on both NotNext kinds, and the reverse.
 """
 
-import importlib.util
 import pathlib
 import string
 
@@ -15,16 +14,12 @@ import pytest
 from kbert.config import BertConfig
 from kbert.models.pretrainer import BertPretrainer
 from kbert.tokenization.vocab import Vocabulary
-
-SCRIPT = pathlib.Path(__file__).parent.parent / "scripts" / "nsp_novel_bound.py"
+from script_loader import load_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("nsp_novel_bound", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("nsp_novel_bound")
 
 
 def _run_dir(path: pathlib.Path, always: int) -> str:

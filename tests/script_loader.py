@@ -1,0 +1,14 @@
+"""Import a file of scripts/ (not a package) as a module, for the tests of those scripts."""
+
+import importlib.util
+import pathlib
+
+SCRIPTS = pathlib.Path(__file__).parent.parent / "scripts"
+
+
+def load_script(name: str):
+    """scripts/<name>.py as a freshly executed module."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
