@@ -314,6 +314,7 @@ def _tflite_infer(spec, keras, data, quantization: str) -> dict:
     import tempfile
 
     import numpy as np
+    from bench_export import _cosines  # bench/: the token cosine of bench_export's table
 
     from kbert.export.litert import TFLiteEncoder
     from kbert.export.tflite import export_tflite
@@ -331,9 +332,7 @@ def _tflite_infer(spec, keras, data, quantization: str) -> dict:
     threads = int(os.environ.get("BENCH_THREADS", "0")) or os.cpu_count() or 1
     runner = TFLiteEncoder(path, num_threads=threads)
     step = lambda: runner.run(**x)["sequence_output"]  # noqa: E731
-    out = step().reshape(-1, reference.shape[-1])
-    ref = reference.reshape(-1, reference.shape[-1])
-    cosine = (out * ref).sum(-1) / (np.linalg.norm(out, axis=-1) * np.linalg.norm(ref, axis=-1))
+    cosine = _cosines(step(), reference, x["padding_mask"])
     note = (f"LiteRT {quantization}, {os.path.getsize(path) / 2**20:.0f} MB, token cosine vs "
             f"Keras min {cosine.min():.4f}")
     return _timed(step, spec["steps"], spec["warmup"]) | {"note": note,

@@ -54,10 +54,12 @@ def split_model(model):
                       f"BertClassifier")
 
 
-def resolve_tokenizer(model, tokenizer):
+def resolve_tokenizer(model, tokenizer,
+                      needed_for: str = "a text signature needs the tokenizer"):
+    """The given tokenizer, else the model's; ExportError naming `needed_for` when neither."""
     tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
     if tokenizer is None:
-        raise ExportError("a text signature needs the tokenizer: pass tokenizer=BertTokenizer(...)")
+        raise ExportError(f"{needed_for}: pass tokenizer=BertTokenizer(...)")
     encoder, _ = split_model(model)
     if tokenizer.vocab_size != encoder.bert_config.vocab_size:
         raise ExportError(

@@ -250,11 +250,9 @@ def export_tflite(model, path: str | os.PathLike, *, tokenizer=None, inputs: str
         raise ExportError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
     if pairs and inputs != "text":
         raise ExportError("pairs=True is for the text form; the ids form takes packed pairs")
-    if tokenizer is None and getattr(model, "tokenizer", None) is None:
-        raise ExportError("export_tflite needs the model's tokenizer (pass tokenizer="
-                          "BertTokenizer(vocab)): the file records its special ids and casing, "
-                          "for the ids form too")
-    tokenizer = resolve_tokenizer(model, tokenizer)
+    tokenizer = resolve_tokenizer(
+        model, tokenizer, "export_tflite needs the model's tokenizer: the file records its "
+        "special ids and casing, for the ids form too")
     max_length = resolve_max_length(model, tokenizer, max_length)
     functions = _TFLiteFunctions(model, tokenizer, max_length, pad_to_max_length)
     function = functions.ids_function() if inputs == "ids" else functions.text_function(pairs)
