@@ -76,7 +76,9 @@ def flops_per_step(spec: dict) -> float:
 
     train: forward + backward = 3x forward, the MLM head on the masked positions only (what a
     gathered head does; an all-position head does S/P times more head work, not counted as
-    useful). infer: forward of the encoder and pooler.
+    useful), and the last block at every position: kbert computes that block at the masked rows
+    and [CLS] only, but the count stays the conventional one, so that model GFLOP/s compare as
+    throughput across systems. infer: forward of the encoder and pooler.
     """
     layers, hidden, _, inter, vocab = model_sizes(spec["model"])
     seq, batch = spec["seq"], spec["batch"]

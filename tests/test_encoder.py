@@ -64,6 +64,27 @@ def test_output_shapes_and_optional_outputs():
                                atol=1e-5)
 
 
+def test_output_positions_equal_the_full_output_gathered_there():
+    """The last block computes only the rows asked for (+ [CLS]): same values, fewer rows."""
+    encoder, inputs = _encoder(), _batch()
+    positions = np.array([[1, 7, 0], [4, 4, 2], [0, 6, 1]], "int32")  # repeats, [CLS], padding
+    full = encoder(inputs, output_attentions=True)
+    part = encoder(inputs, output_positions=positions, output_attentions=True)
+    assert part["sequence_output"].shape == (3, 3, 16)
+    expected = np.take_along_axis(_np(full["sequence_output"]), positions[..., None], axis=1)
+    np.testing.assert_allclose(_np(part["sequence_output"]), expected, atol=ATOL)
+    np.testing.assert_allclose(_np(part["pooled_output"]), _np(full["pooled_output"]), atol=ATOL)
+    # the earlier block is whole; the last one attends from [CLS] + the 3 rows to all 8 keys
+    np.testing.assert_allclose(_np(part["attention_probs"][0]), _np(full["attention_probs"][0]),
+                               atol=ATOL)
+    assert part["attention_probs"][1].shape == (3, 4, 4, 8)
+    # the fused path (no probabilities asked for) agrees too
+    fused = encoder(inputs, output_positions=positions)
+    np.testing.assert_allclose(_np(fused["sequence_output"]), expected, atol=ATOL)
+    with pytest.raises(ValueError, match="output_positions and output_hidden_states"):
+        encoder(inputs, output_positions=positions, output_hidden_states=True)
+
+
 def test_attention_probs_sum_to_one_over_real_keys_and_vanish_on_padding():
     encoder, inputs = _encoder(), _batch()
     lengths = inputs["padding_mask"].sum(1)

@@ -75,6 +75,36 @@ def test_outputs_and_layer_names():
         model({k: v for k, v in x.items() if k != "masked_positions"})
 
 
+def test_last_block_at_the_masked_rows_only_changes_nothing_but_the_cost():
+    """Logits, loss and every gradient equal those of the full encoder output gathered."""
+    config = BertConfig(**{**TINY.to_dict(), "num_layers": 2})
+    model = BertPretrainer.from_bert_config(config)
+    for w in model.weights:  # non-trivial LayerNorms and biases
+        w.assign(w + np.random.default_rng(len(w.path)).normal(0, 0.05, w.shape).astype("float32"))
+    x, y = _batch()
+    x["segment_ids"][:, 5:] = 1
+
+    def full_path():
+        out = model.encoder({k: x[k] for k in ("token_ids", "segment_ids", "padding_mask")})
+        return {"mlm_logits": model.mlm_head(out["sequence_output"], x["masked_positions"]),
+                "nsp_logits": model.nsp_head(out["pooled_output"])}
+
+    results = []
+    for forward in (lambda: model(x), full_path):
+        with tf.GradientTape() as tape:
+            out = forward()
+            loss = model.compute_loss(x, y, out, training=False)
+        grads = tape.gradient(loss, model.trainable_weights)
+        results.append((_numpy(out), float(loss), [keras.ops.convert_to_numpy(g) for g in grads]))
+    (fast, fast_loss, fast_grads), (ref, ref_loss, ref_grads) = results
+    np.testing.assert_allclose(fast["mlm_logits"], ref["mlm_logits"], atol=1e-5)
+    np.testing.assert_allclose(fast["nsp_logits"], ref["nsp_logits"], atol=1e-5)
+    assert fast_loss == pytest.approx(ref_loss, rel=1e-6)
+    assert len(fast_grads) == len(model.trainable_weights)
+    for w, a, b in zip(model.trainable_weights, fast_grads, ref_grads):
+        np.testing.assert_allclose(a, b, atol=1e-5, err_msg=w.path)
+
+
 def test_loss_equals_numpy_reference_with_padding_slots():
     model = _model()
     x, y = _batch()

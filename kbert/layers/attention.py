@@ -29,6 +29,17 @@ from keras import ops
 _MASKED_LOGIT = -0.7 * 3.38953e38
 
 
+def gather_positions(sequence, positions):
+    """[B, S, H] x int [B, P] -> [B, P, H]: the vectors at the given positions of each row."""
+    positions = ops.cast(positions, "int32")
+    shape = ops.shape(sequence)
+    batch, seq_len, hidden = shape[0], shape[1], shape[2]
+    offsets = ops.reshape(ops.arange(batch, dtype="int32") * seq_len, (-1, 1))
+    flat = ops.reshape(sequence, (-1, hidden))
+    picked = ops.take(flat, ops.reshape(positions + offsets, (-1,)), axis=0)
+    return ops.reshape(picked, (batch, ops.shape(positions)[1], hidden))
+
+
 def _backend_has_fused_attention():
     # keras.ops.dot_product_attention has fused kernels on JAX (cuDNN, TPU splash) and torch; on
     # TensorFlow it is a composite of einsums, slower than this layer's explicit path.
@@ -45,8 +56,12 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             never attended to; a row whose tokens are all padding attends uniformly (no NaN).
         training: enables attention dropout.
         return_attention_scores: also return the probabilities [batch, heads, seq, seq].
+        query_positions: optional int [batch, P]: attend from these positions only (keys and
+            values still cover the whole sequence); the output then has P rows, in this order.
+            Pre-training uses it in the last block, whose other rows no loss reads.
 
-    Returns float [batch, seq, H], or `(output, probs)` when scores are requested.
+    Returns float [batch, seq or P, H], or `(output, probs)` when scores are requested
+    (probabilities [batch, heads, seq or P, seq]).
 
     The default path is `keras.ops.dot_product_attention` (a fused kernel where the backend
     has one); the explicit softmax path runs when probabilities are requested, when attention
@@ -109,10 +124,17 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.qkv.build((None, None, self.hidden_size))
         self.output_dense.build((None, None, self.hidden_size))
 
-    def call(self, x, padding_mask=None, training=None, return_attention_scores=False):
+    def call(self, x, padding_mask=None, training=None, return_attention_scores=False,
+             query_positions=None):
         batch, seq = ops.shape(x)[0], ops.shape(x)[1]
         # Dense layers see 2-D [batch * seq, H]: TF then fuses MatMul + BiasAdd.
         qkv = self.qkv(ops.reshape(x, (-1, self.hidden_size)))
+        queries = None
+        if query_positions is not None:
+            # The query columns of the rows asked for: [batch, P, heads, size].
+            picked = gather_positions(ops.reshape(qkv, (batch, seq, 3 * self.hidden_size)),
+                                      query_positions)[:, :, :self.hidden_size]
+            queries = ops.reshape(picked, (batch, -1, self.num_heads, self.head_size))
         qkv = ops.reshape(qkv, (batch, seq, 3, self.num_heads, self.head_size))
 
         mask = None
@@ -125,21 +147,25 @@ class MultiHeadSelfAttention(keras.layers.Layer):
                     or (training and self.attention_dropout > 0))
         probs = None
         if explicit:
-            context, probs = self._attend_explicit(qkv, mask, training)
+            context, probs = self._attend_explicit(qkv, mask, training, queries)
         else:
             query, key, value = ops.unstack(qkv, 3, axis=2)  # each [batch, seq, heads, size]
+            query = query if queries is None else queries
             context = ops.dot_product_attention(query, key, value, mask=mask)
+        rows = seq if queries is None else ops.shape(queries)[1]
         output = self.output_dense(ops.reshape(context, (-1, self.hidden_size)))
-        output = ops.reshape(output, (batch, seq, self.hidden_size))
+        output = ops.reshape(output, (batch, rows, self.hidden_size))
         if return_attention_scores:
             return output, probs
         return output
 
-    def _attend_explicit(self, qkv, mask, training):
+    def _attend_explicit(self, qkv, mask, training, queries=None):
         # One transpose to [3, batch, heads, seq, size]; then the matmuls need no others
         # (cheaper on TF than the BTNH layout of dot_product_attention).
         qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))
         query, key, value = ops.unstack(qkv, 3, axis=0)  # (unstack: a cheap gradient)
+        if queries is not None:
+            query = ops.transpose(queries, (0, 2, 1, 3))  # [batch, heads, P, size]
         query = query * ops.cast(1.0 / math.sqrt(self.head_size), query.dtype)
         logits = ops.matmul(query, ops.swapaxes(key, -1, -2))  # [batch, heads, q, k]
         # Softmax in float32 even under a mixed policy: bf16 sums of probabilities drift.
@@ -148,7 +174,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             logits = ops.where(mask, logits, _MASKED_LOGIT)
         probs = ops.softmax(logits, axis=-1)
         dropped = self.dropout(ops.cast(probs, value.dtype), training=training)
-        context = ops.matmul(dropped, value)  # [batch, heads, seq, size]
+        context = ops.matmul(dropped, value)  # [batch, heads, seq or P, size]
         return ops.transpose(context, (0, 2, 1, 3)), probs
 
     def get_config(self):

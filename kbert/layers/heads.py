@@ -16,6 +16,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from kbert.layers.attention import gather_positions  # noqa: F401 (also imported from here)
+
 
 def _activation(name):
     # "gelu" is the exact erf form (what BERT configs mean), "gelu_tanh" the original TF approximation.
@@ -43,17 +45,6 @@ class _Untracked:
         self.value = value
 
 
-def gather_positions(sequence, positions):
-    """[B, S, H] x int [B, P] -> [B, P, H]: the vectors at the given positions of each row."""
-    positions = ops.cast(positions, "int32")
-    shape = ops.shape(sequence)
-    batch, seq_len, hidden = shape[0], shape[1], shape[2]
-    offsets = ops.reshape(ops.arange(batch, dtype="int32") * seq_len, (-1, 1))
-    flat = ops.reshape(sequence, (-1, hidden))
-    picked = ops.take(flat, ops.reshape(positions + offsets, (-1,)), axis=0)
-    return ops.reshape(picked, (batch, ops.shape(positions)[1], hidden))
-
-
 @keras.saving.register_keras_serializable(package="kbert")
 class MaskedLMHead(keras.layers.Layer):
     """Masked-LM head: gather -> dense + activation + LayerNorm -> tied decoder + output bias.
@@ -62,7 +53,9 @@ class MaskedLMHead(keras.layers.Layer):
     run on batch x max_predictions vectors, never on every position. The decoder multiplies by the
     transpose of the encoder's token-embedding variable itself (weight tying, no copy).
 
-    Inputs: `sequence_output` float [B, S, H]; `masked_positions` int [B, P].
+    Inputs: `sequence_output` float [B, S, H]; `masked_positions` int [B, P]. Without
+    `masked_positions`, `sequence_output` is taken as already gathered, [B, P, H] (what
+    `BertEncoder(..., output_positions=masked_positions)` returns).
     Output: logits float32 [B, P, vocab_size] (float32 even under a mixed policy, for a stable
     softmax over the vocabulary).
 
@@ -118,15 +111,18 @@ class MaskedLMHead(keras.layers.Layer):
         self.output_bias = self.add_weight(name="output_bias", shape=(self.vocab_size,),
                                            initializer="zeros")
 
-    def call(self, sequence_output, masked_positions):
-        x = gather_positions(sequence_output, masked_positions)
+    def call(self, sequence_output, masked_positions=None):
+        x = sequence_output
+        if masked_positions is not None:
+            x = gather_positions(sequence_output, masked_positions)
         x = self.layer_norm(self._activation_fn(self.dense(x)))
         table = ops.cast(self.embedding_matrix, x.dtype)
         logits = ops.matmul(x, ops.transpose(table))
         return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")
 
-    def compute_output_shape(self, sequence_output_shape, masked_positions_shape):
-        return (masked_positions_shape[0], masked_positions_shape[1], self.vocab_size)
+    def compute_output_shape(self, sequence_output_shape, masked_positions_shape=None):
+        rows = masked_positions_shape or sequence_output_shape
+        return (rows[0], rows[1], self.vocab_size)
 
     def get_config(self):
         config = super().get_config()

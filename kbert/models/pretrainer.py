@@ -137,9 +137,11 @@ class BertPretrainer(keras.Model):
                 f"{self.name}: inputs must be a dict with {list(INPUT_NAMES)} and "
                 "'masked_positions' [batch, max_predictions]")
         features = {k: inputs[k] for k in INPUT_NAMES if k in inputs}
-        outputs = self.encoder(features, training=training)
+        positions = inputs["masked_positions"]
+        # The last block computes only the masked rows and [CLS]: nothing else reaches a loss.
+        outputs = self.encoder(features, training=training, output_positions=positions)
         return {
-            "mlm_logits": self.mlm_head(outputs["sequence_output"], inputs["masked_positions"]),
+            "mlm_logits": self.mlm_head(outputs["sequence_output"]),
             "nsp_logits": self.nsp_head(outputs["pooled_output"]),
         }
 
