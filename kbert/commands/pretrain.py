@@ -1,6 +1,6 @@
 """`kbert pretrain`: pre-train a BERT (MLM + NSP); with no arguments, a small one on Jane Austen.
 
-    kbert pretrain                                  # ~12 min on 2 CPU cores, runs/pretrain
+    kbert pretrain                                  # 5-12 min on 2 CPU cores, runs/pretrain
     kbert pretrain --config my_run.json --steps 20000 --preset mini
     kbert pretrain --corpus books/ --output-dir runs/books --seq-length 128 --max-predictions 20
     kbert pretrain --strategy multiworker ...      # on every host, with its TF_CONFIG set
