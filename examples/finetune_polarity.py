@@ -94,7 +94,8 @@ def tflite_agreement(clf, train, test, quantizations: list[str], output: str) ->
     from kbert.export import export_tflite
     from kbert.export.litert import TFLiteEncoder
 
-    keras_labels = clf.predict_texts(test.texts, batch_size=64).labels
+    keras_predictions = clf.predict_texts(test.texts, batch_size=64)
+    keras_labels = keras_predictions.labels
     truth = [str(v) for v in test.labels]
     results = {}
     for quantization in quantizations:
@@ -104,15 +105,21 @@ def tflite_agreement(clf, train, test, quantizations: list[str], output: str) ->
             export_tflite(clf, path, inputs="text", quantization=quantization,
                           representative_texts=list(train.texts[:200]))
         model = TFLiteEncoder(path)
-        labels = []
+        labels, probabilities = [], []
         for i in range(0, len(test.texts), 64):
-            labels += model.classify(list(test.texts[i:i + 64]))["labels"]
+            out = model.classify(list(test.texts[i:i + 64]))
+            labels += out["labels"]
+            probabilities.append(np.asarray(out["probabilities"]))
         agree = float(np.mean([str(a) == str(b) for a, b in zip(labels, keras_labels)]))
         accuracy = float(np.mean([str(a) == t for a, t in zip(labels, truth)]))
+        # Both files order their columns by the classifier's label map.
+        gap = float(np.abs(np.concatenate(probabilities) - keras_predictions.probabilities).max())
         results[quantization] = {"size_mb": round(os.path.getsize(path) / 2**20, 2),
-                                 "agreement_with_keras": agree, "test_accuracy": accuracy}
+                                 "agreement_with_keras": agree, "test_accuracy": accuracy,
+                                 "max_probability_difference": round(gap, 5)}
         print(f"tflite {quantization:>12}: {results[quantization]['size_mb']:7.2f} MB, same label "
-              f"as Keras for {agree:.2%} of {len(labels)} test sentences, accuracy {accuracy:.4f}",
+              f"as Keras for {agree:.2%} of {len(labels)} test sentences (probabilities within "
+              f"{gap:.4f}), accuracy {accuracy:.4f}",
               flush=True)
     return results
 

@@ -34,9 +34,11 @@ def test_polarity_example_converts_the_classifier_and_measures_agreement(tmp_pat
     measured = summary["tflite"]["dynamic_int8"]
     assert (out / "polarity-dynamic_int8.tflite").stat().st_size / 2**20 == pytest.approx(
         measured["size_mb"], abs=0.01)
-    # MiniLM with int8 weights keeps the Keras label of (nearly) every sentence; a broken
-    # conversion or label map would agree on about half.
-    assert measured["agreement_with_keras"] >= 0.9, measured
+    # MiniLM with int8 weights gives (nearly) the Keras probabilities. Not the labels: offline,
+    # --fast fine-tunes on the example's 24 built-in sentences, and a classifier that barely
+    # moved from 0.5 can flip a label on a difference of 0.002 (measured: 1 of 4).
+    assert measured["max_probability_difference"] < 0.02, measured
+    assert 0.0 <= measured["agreement_with_keras"] <= 1.0
     assert 0.0 <= measured["test_accuracy"] <= 1.0
 
 
@@ -47,12 +49,14 @@ def test_transfer_experiment_fine_tunes_both_arms_on_the_requested_subset(tmp_pa
     script = pathlib.Path(__file__).parent.parent / "examples" / "transfer_experiment.py"
     out = tmp_path / "transfer.json"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    result = subprocess.run([sys.executable, str(script), "--fast", "--train-size", "12",
+    # 6: a subset of --fast's training side both offline (the built-in 24 sentences leave 9)
+    # and with the cached CSV (32)
+    result = subprocess.run([sys.executable, str(script), "--fast", "--train-size", "6",
                              "--freeze-layers", "0", "--output", str(out)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads(out.read_text())
-    assert summary["train_examples"] == 12
+    assert summary["train_examples"] == 6
     assert sorted(r["arm"] for r in summary["runs"]) == ["pretrained", "random"]
     # --freeze-layers 0 keeps the embeddings fixed in both arms: the token table (vocab x 64,
     # vocab <= 2000), positions (512 x 64), segments (2 x 64) and their LayerNorm (2 x 64)
