@@ -68,3 +68,33 @@ def test_novel_bound_on_short_segments(script, capsys):
     assert int(length) == 25
     assert 0.7 < float(cross) <= 1.0  # most NotNext partners come from another novel
     assert 0.45 < float(novel_id) < 0.9 and 0.55 < float(argmax_rule) < float(best) + 1e-9
+
+
+def test_trial_loss_weights_scale_each_term(tmp_path):
+    """scripts/nsp_trials.py: weights (1, 1) give BertPretrainer's own loss; (a, b) give
+    a * MLM + b * NSP, so --mlm-weight 0 trains NSP alone."""
+    trials = load_script("nsp_trials")
+    config = BertConfig.preset("tiny", vocab_size=40, num_layers=1, hidden_size=16, num_heads=2,
+                               intermediate_size=32)
+    rng = np.random.default_rng(0)
+    x = {"token_ids": rng.integers(5, 40, (4, 12)).astype("int32"),
+         "segment_ids": np.repeat([[0] * 6 + [1] * 6], 4, 0).astype("int32"),
+         "padding_mask": np.ones((4, 12), "int32"),
+         "masked_positions": np.array([[1, 3, 0]] * 4, "int32")}
+    y = {"masked_ids": rng.integers(5, 40, (4, 3)).astype("int32"),
+         "masked_weights": np.array([[1.0, 1.0, 0.0]] * 4, "float32"),
+         "next_sentence_labels": np.array([0, 1, 1, 0], "int32")}
+
+    def losses(mlm_weight, nsp_weight):
+        keras.utils.set_random_seed(3)
+        model = trials.weighted_pretrainer(mlm_weight, nsp_weight).from_bert_config(config)
+        out = model(x)
+        total = float(model.compute_loss(x, y, out))
+        mlm = float(model.mlm_loss_metric.result())
+        nsp = float(model.nsp_loss_metric.result())
+        return total, mlm, nsp
+
+    total, mlm, nsp = losses(1.0, 1.0)
+    assert total == pytest.approx(mlm + nsp, rel=1e-5)
+    assert losses(0.0, 1.0)[0] == pytest.approx(nsp, rel=1e-5)
+    assert losses(0.5, 4.0)[0] == pytest.approx(0.5 * mlm + 4.0 * nsp, rel=1e-5)

@@ -91,6 +91,20 @@ def test_pretrain_then_fill_mask_end_to_end(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 40 and summary["config"]["learning_rate"] == 2e-3
     assert summary["heldout"]["mlm_accuracy"] == pytest.approx(float(held.group(1)), abs=1e-3)
+    # The held-out evaluation pools 3 drawings (own pairs and masks each), all counted.
+    assert summary["heldout"]["drawings"] == 3 and "3 drawings" in result.stdout
+    from kbert.tokenization.tokenizer import BertTokenizer
+    from kbert.training.pretrain import PretrainConfig, build_datasets
+
+    config = PretrainConfig.from_dict(summary["config"])
+    import keras  # the job sets TF's global seed, which tf.data's seeded ops also read
+
+    keras.utils.set_random_seed(config.seed)
+    _, drawings = build_datasets(config, BertTokenizer(str(out), max_length=32))
+    firsts = [next(iter(d))[0]["token_ids"].numpy() for d in drawings]
+    assert not np.array_equal(firsts[0], firsts[1])
+    counted = sum(int(y["next_sentence_labels"].shape[0]) for d in drawings for _, y in d.take(3))
+    assert summary["heldout"]["pairs"] == counted
     for name in ("encoder.keras", "pretrainer.keras", "vocab.txt", "model_config.json",
                  "history.csv"):
         assert (out / name).is_file(), name

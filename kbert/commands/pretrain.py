@@ -31,7 +31,9 @@ FLAGS = {
     "--weight-decay": ("weight_decay", float, "AdamW decay (not on LayerNorm and biases)"),
     "--seed": ("seed", int, "random seed (data order, masking, initialisation)"),
     "--checkpoint-every": ("checkpoint_every", int, "steps between checkpoints"),
-    "--eval-batches": ("eval_batches", int, "held-out batches evaluated at the end"),
+    "--eval-batches": ("eval_batches", int, "held-out batches evaluated at the end, per drawing"),
+    "--eval-drawings": ("eval_drawings", int, "held-out pairs and masks drawn this many times "
+                        "(default 3)"),
     "--examples": ("examples", int, "fill-in-the-blank examples printed at the end"),
     "--strategy": ("strategy", str, "mirrored (all local GPUs), multiworker (TF_CONFIG on each "
                    "host) or tpu; --batch-size is then the global batch (docs/distributed.md)"),
@@ -76,11 +78,17 @@ def config_from_args(args):
     return PretrainConfig.from_dict(values)
 
 
+def _drawings(held: dict) -> str:
+    count = held.get("drawings", 1)
+    return f", {count} drawings" if count > 1 else ""
+
+
 def report(summary: dict) -> str:
     held = summary["heldout"]
     ratio = held["mlm_accuracy"] / max(held["baseline_accuracy"], 1e-9)
     lines = [
-        f"\nheld-out evaluation ({held['masked_tokens']} masked tokens, {held['pairs']} pairs):",
+        f"\nheld-out evaluation ({held['masked_tokens']} masked tokens, {held['pairs']} pairs"
+        f"{_drawings(held)}):",
         f"  MLM accuracy  {held['mlm_accuracy']:.3f}   (always predicting the most frequent "
         f"token {held['baseline_token']!r}: {held['baseline_accuracy']:.3f}; {ratio:.1f}x)",
         f"  NSP accuracy  {held['nsp_accuracy']:.3f}   (chance: 0.5)",

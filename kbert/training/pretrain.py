@@ -36,8 +36,8 @@ class PretrainConfig:
 
     Measured with these defaults on the embedded corpus, 2 CPU cores (README "Pre-training"):
     12 min wall on an Intel Xeon (vocabulary 68 s, 3,200 XLA steps at ~0.2 s), held-out MLM
-    accuracy 0.340 (5.6x the most-frequent-token guess), NSP 0.648; on an AMD EPYC about 5 min
-    (vocabulary 24 s, fit 274 s), MLM 0.337, NSP 0.680.
+    accuracy 0.340 (5.6x the most-frequent-token guess), NSP 0.648 (579 pairs); on an AMD EPYC
+    295 s (vocabulary 28 s, fit 251 s), MLM 0.340 (5.2x), NSP 0.670 (1,757 pairs, 3 drawings).
     """
 
     corpus: Any = "austen"
@@ -66,7 +66,10 @@ class PretrainConfig:
     jit_compile: bool = True            # XLA: 145 vs 200 ms/step for the default run (2 cores)
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
-    eval_batches: int = 40
+    eval_batches: int = 40              # per drawing of the held-out set
+    eval_drawings: int = 3              # the held-out pairs and masks drawn this many times
+                                        # (seeds seed, seed + 1, ...): ~1,700 NSP pairs for the
+                                        # default run instead of ~580, i.e. +-0.011 not +-0.019
     examples: int = 5
     verbose: int = 1
     strategy: str | None = None         # None, "mirrored", "multiworker", "tpu": see
@@ -89,7 +92,8 @@ class PretrainConfig:
 
     def validate(self) -> None:
         for name in ("seq_length", "batch_size", "max_predictions", "steps", "steps_per_epoch",
-                     "checkpoint_every", "keep_checkpoints", "eval_batches", "vocab_size"):
+                     "checkpoint_every", "keep_checkpoints", "eval_batches", "eval_drawings",
+                 "vocab_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -162,8 +166,9 @@ def model_config(config: PretrainConfig, vocab_size: int):
 def build_datasets(config: PretrainConfig, tokenizer, resume_epoch: int = 0):
     """(train, heldout) tf.data of (features, labels) batches from `kbert.data.pipeline`.
 
-    train repeats forever with new pairs and masks at each pass over the corpus; heldout is the
-    fixed evaluation set built from the held-out chapters (`kbert.data.corpus.is_heldout`).
+    train repeats forever with new pairs and masks at each pass over the corpus; heldout is a
+    list of `config.eval_drawings` fixed evaluation sets built from the held-out chapters
+    (`kbert.data.corpus.is_heldout`), each with its own pairs and masks (seed + k).
     A run resumed at epoch e draws its stream with seed + e instead of replaying the batches
     of epochs 0..e-1 (skipping them would cost as much input processing as making them).
     """
@@ -174,8 +179,9 @@ def build_datasets(config: PretrainConfig, tokenizer, resume_epoch: int = 0):
                   whole_word=config.whole_word_masking)
     train = pretraining_dataset(config.corpus, tokenizer, seed=config.seed + resume_epoch,
                                 split="train", repeat=True, **common)
-    heldout = pretraining_dataset(config.corpus, tokenizer, seed=config.seed, split="heldout",
-                                  **common)
+    heldout = [pretraining_dataset(config.corpus, tokenizer, seed=config.seed + k,
+                                   split="heldout", **common)
+               for k in range(config.eval_drawings)]
     return train, heldout
 
 
@@ -187,8 +193,9 @@ def _resume_epoch(backup_dir: str) -> int:
         return 0
 
 
-def evaluate_heldout(model, dataset, batches: int) -> dict:
-    """MLM and NSP accuracy on `batches` held-out batches, with the best constant baseline.
+def evaluate_heldout(model, datasets, batches: int) -> dict:
+    """MLM and NSP accuracy on `batches` batches of each held-out dataset (one, or a list of
+    drawings), with the best constant baseline.
 
     baseline_accuracy: the share of the most frequent held-out target token, i.e. the accuracy
     of always predicting it (the strongest single-token predictor, chosen with hindsight).
@@ -197,7 +204,10 @@ def evaluate_heldout(model, dataset, batches: int) -> dict:
 
     correct = total = nsp_correct = nsp_total = 0.0
     target_counts: dict[int, float] = {}
-    for x, y in dataset.take(batches):
+    if not isinstance(datasets, (list, tuple)):
+        datasets = [datasets]
+    batches_of_all = (batch for dataset in datasets for batch in dataset.take(batches))
+    for x, y in batches_of_all:
         labels = {**x, **y}
         out = model(x, training=False)
         pred = np.argmax(np.asarray(out["mlm_logits"]), -1)
@@ -215,7 +225,7 @@ def evaluate_heldout(model, dataset, batches: int) -> dict:
     top_token, top_count = max(target_counts.items(), key=lambda kv: kv[1])
     return {"mlm_accuracy": correct / total, "nsp_accuracy": nsp_correct / nsp_total,
             "baseline_accuracy": top_count / total, "baseline_token_id": int(top_token),
-            "masked_tokens": int(total), "pairs": int(nsp_total)}
+            "masked_tokens": int(total), "pairs": int(nsp_total), "drawings": len(datasets)}
 
 
 def fill_mask_examples(model, tokenizer, corpus, count: int, seed: int) -> list[dict]:
