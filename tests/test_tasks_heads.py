@@ -33,6 +33,45 @@ def test_classifier_round_trips(problem_type, pooling, tmp_path):
     check_round_trips(model, x, tmp_path)
 
 
+@pytest.mark.parametrize("pooling", ["pooled", "cls"])
+def test_cls_heads_compute_the_last_block_at_cls_only_with_the_same_numbers(pooling):
+    """pooled / cls classifiers ask the encoder for the [CLS] row alone: logits and every
+    gradient equal those of the full encoder output (padding in the batch included)."""
+    import tensorflow as tf
+
+    model = BertClassifier(encoder(), num_classes=3, pooling=pooling)
+    x = features()
+    x["padding_mask"] = np.array([[1] * 8, [1] * 5 + [0] * 3], "int32")
+    x["token_ids"] = x["token_ids"] * x["padding_mask"]
+
+    def full_path():
+        outputs = model.encoder(x)
+        vector = (outputs["pooled_output"] if pooling == "pooled"
+                  else outputs["sequence_output"][:, 0, :])
+        return model.logits(vector)
+
+    for forward in (lambda: model(x), full_path):
+        with tf.GradientTape() as tape:
+            logits = forward()
+            loss = tf.reduce_sum(logits * tf.constant([[1.0, -2.0, 0.5]]))
+        grads = [None if g is None else tf.convert_to_tensor(g)  # embeddings: IndexedSlices
+                 for g in tape.gradient(loss, model.trainable_variables)]
+        if forward is full_path:
+            np.testing.assert_allclose(np.asarray(logits), fast_logits, atol=1e-5)
+            for g_fast, g_full, w in zip(fast_grads, grads, model.trainable_variables):
+                assert (g_fast is None) == (g_full is None), w.path
+                if g_full is not None:
+                    np.testing.assert_allclose(np.asarray(g_fast), np.asarray(g_full),
+                                               atol=1e-5, err_msg=w.path)
+        fast_logits, fast_grads = np.asarray(logits), grads
+
+    seen = []
+    original = model.encoder.call
+    model.encoder.call = lambda *a, **k: seen.append(k.get("output_positions")) or original(*a, **k)
+    model(x)
+    assert len(seen) == 1 and tuple(seen[0].shape) == (2, 1)  # one row per example: [CLS]
+
+
 def test_token_classifier_round_trips(tmp_path):
     model = BertTokenClassifier(encoder(), num_labels=5)
     assert model(features()).shape == (2, 8, 5)

@@ -7,7 +7,9 @@
 `pretraining_dataset` is the one entry point of the trainer; `pair_dataset` stops before masking
 (what `kbert prepare` writes to TFRecords); `masked_batches` masks batches of pairs from either.
 
-Randomness and epochs: every random choice comes from `seed`. Re-running the same call gives the
+Randomness and epochs: every random choice comes from `seed` and TensorFlow's global seed (tf.data's
+seeded ops combine the two; `kbert pretrain` sets the global one to its seed with
+`keras.utils.set_random_seed`). Re-running the same call under the same global seed gives the
 same batches. With `dynamic=True` each iteration over the dataset (each Keras epoch) gets new
 document order, new pairs and new masks (tf.data's seeded `Dataset.random(...,
 rerandomize_each_iteration=True)` and reshuffling); with `dynamic=False` every iteration yields

@@ -42,6 +42,21 @@ class TaskModel(keras.Model):
         self.__dict__["_text_tokenizer"] = None
         self.__dict__["_max_length"] = 128
 
+    # ------------------------------------------------------------------ forward
+    def encode_cls(self, inputs, training=False):
+        """(pooled_output, [CLS] output), both [batch, H], for heads that read [CLS] only.
+
+        The last block computes the [CLS] row alone (`BertEncoder.call(output_positions=)`):
+        the same numbers as the full encoder, without the other S - 1 rows of the last block's
+        attention output, feed-forward and LayerNorms.
+        """
+        from keras import ops
+
+        token_ids = inputs["token_ids"] if isinstance(inputs, dict) else inputs
+        outputs = self.encoder(inputs, training=training,
+                               output_positions=ops.zeros_like(token_ids[:, :1]))
+        return outputs["pooled_output"], outputs["sequence_output"][:, 0, :]
+
     # ------------------------------------------------------------------ text side
     @property
     def tokenizer(self):

@@ -102,13 +102,11 @@ class BertClassifier(TaskModel):
         self.built = True
 
     def call(self, inputs, training=False):
-        outputs = self.encoder(inputs, training=training)
-        if self.pooling == "pooled":
-            vector = outputs["pooled_output"]
-        elif self.pooling == "cls":
-            vector = outputs["sequence_output"][:, 0, :]
+        if self.pooling in ("pooled", "cls"):  # [CLS] only: the last block computes that row
+            pooled, cls = self.encode_cls(inputs, training=training)
+            vector = pooled if self.pooling == "pooled" else cls
         else:
-            sequence = outputs["sequence_output"]
+            sequence = self.encoder(inputs, training=training)["sequence_output"]
             mask = inputs.get("padding_mask") if isinstance(inputs, dict) else None
             if mask is None:
                 vector = ops.mean(sequence, axis=1)

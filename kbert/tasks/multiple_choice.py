@@ -49,7 +49,7 @@ class BertMultipleChoice(TaskModel):
         token_ids = inputs["token_ids"]
         shape = ops.shape(token_ids)  # [batch, choices, seq]
         flat = {k: ops.reshape(v, (-1, shape[-1])) for k, v in inputs.items()}
-        pooled = self.encoder(flat, training=training)["pooled_output"]  # [batch * choices, H]
+        pooled, _ = self.encode_cls(flat, training=training)  # [batch * choices, H]
         scores = self.choice_score(self.dropout(pooled, training=training))
         return ops.reshape(scores, (-1, shape[1]))
 
