@@ -98,3 +98,36 @@ def test_trial_loss_weights_scale_each_term(tmp_path):
     assert total == pytest.approx(mlm + nsp, rel=1e-5)
     assert losses(0.0, 1.0)[0] == pytest.approx(nsp, rel=1e-5)
     assert losses(0.5, 4.0)[0] == pytest.approx(0.5 * mlm + 4.0 * nsp, rel=1e-5)
+
+
+def test_gpu_trial_numpy_masking_follows_kbert_rule():
+    """scripts/nsp_gpu_trial.py masks on a machine without tf.data: 15% of the non-special
+    tokens (at most max_predictions), 80/10/10, replacements drawn from the distribution given,
+    never a special token selected."""
+    trial = load_script("nsp_gpu_trial")
+    rng = np.random.default_rng(0)
+    pad, cls, sep, mask = 0, 2, 3, 4
+    batch, seq = 4000, 40
+    ids = rng.integers(10, 60, (batch, seq))
+    ids[:, 0], ids[:, 20], ids[:, 35], ids[:, 36:] = cls, sep, sep, pad  # 33 real tokens
+    replacement = np.zeros(60)
+    replacement[10:20] = 1 / 10  # replacements only from ids 10..19
+    masked, positions, targets, weights = trial.mask_batch(ids, rng, replacement,
+                                                           (pad, cls, sep, mask), 8)
+    assert np.all(weights.sum(1) == 5)  # round(33 * 0.15) = 5 <= 8
+    rows = np.arange(batch)[:, None]
+    chosen = weights > 0
+    picked = positions[chosen]
+    assert not np.isin(picked, [0, 20, 35, 36, 37, 38, 39]).any()
+    np.testing.assert_array_equal(targets[chosen], ids[np.broadcast_to(rows, positions.shape)
+                                                      [chosen], picked])
+    new = masked[np.broadcast_to(rows, positions.shape)[chosen], picked]
+    old = targets[chosen]
+    as_mask = np.mean(new == mask)
+    kept = np.mean(new == old)
+    assert abs(as_mask - 0.8) < 0.01 and 0.095 < kept < 0.125  # 10% + random hits of itself
+    randoms = new[(new != mask) & (new != old)]
+    assert np.all((randoms >= 10) & (randoms < 20))
+    unmasked = np.ones_like(ids, bool)
+    unmasked[np.broadcast_to(rows, positions.shape)[chosen], picked] = False
+    np.testing.assert_array_equal(masked[unmasked], ids[unmasked])
