@@ -192,16 +192,23 @@ def main(argv=None) -> int:
     t.add_argument("--learning-rate", type=float, default=5e-4)
     t.add_argument("--preset", default="mini")
     t.add_argument("--model", default="{}", help="BertConfig overrides (JSON)")
-    t.add_argument("--output", help="also write the JSON result here")
-    for q in (p, t):
-        q.add_argument("--seq-length", type=int, default=128)
-        q.add_argument("--max-predictions", type=int, default=20)
-        q.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--max-predictions", type=int, default=20)
+    t.add_argument("--max-predictions", type=int, default=20)
+    return run_steps(parser, p, t, prepare, train, argv)
+
+
+def run_steps(parser, prepare_parser, train_parser, prepare_fn, train_fn, argv) -> int:
+    """The shared end of the GPU trials' command lines: common options, then run the step
+    asked for; `train --output FILE` also writes the JSON result there."""
+    train_parser.add_argument("--output", help="also write the JSON result here")
+    for sub in (prepare_parser, train_parser):
+        sub.add_argument("--seq-length", type=int, default=128)
+        sub.add_argument("--seed", type=int, default=12345)
     args = parser.parse_args(argv)
     if args.command == "prepare":
-        prepare(args)
+        prepare_fn(args)
         return 0
-    result = train(args)
+    result = train_fn(args)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=1)

@@ -172,19 +172,9 @@ def main(argv=None) -> int:
     t.add_argument("--learning-rates", type=float, nargs="+", default=[1e-4, 5e-4])
     t.add_argument("--finetune-epochs", type=int, default=3)
     t.add_argument("--finetune-batch", type=int, default=32)
-    t.add_argument("--output")
-    for q in (p, t):
-        q.add_argument("--seq-length", type=int, default=128)
-        q.add_argument("--seed", type=int, default=12345)
-    args = parser.parse_args(argv)
-    if args.command == "prepare":
-        prepare(args)
-        return 0
-    result = train(args)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=1)
-    return 0
+    from nsp_gpu_trial import run_steps
+
+    return run_steps(parser, p, t, prepare, train, argv)
 
 
 if __name__ == "__main__":
