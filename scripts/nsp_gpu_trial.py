@@ -124,17 +124,15 @@ def batches(data, batch_size, max_predictions, seed):
     return Batches()
 
 
-def train(args) -> dict:
+def fit_pretrainer(args, data, config, per_epoch: int | None = None):
+    """Pre-train a BertPretrainer on `batches(data, ...)` until `args.steps` or `args.seconds`,
+    whichever comes first. Returns (model, history, fit seconds, optimizer steps taken).
+    `per_epoch` defaults to min(batches per pass, 500)."""
     import keras
 
-    from kbert.config import BertConfig
     from kbert.models.pretrainer import BertPretrainer
     from kbert.training.optimizer import create_optimizer
 
-    data = dict(np.load(os.path.join(args.data, "data.npz")))
-    vocab_size = len(data["replacement"])
-    config = BertConfig.preset(args.preset, vocab_size=vocab_size,
-                               max_position_embeddings=512, **json.loads(args.model))
     keras.utils.set_random_seed(args.seed)
     model = BertPretrainer.from_bert_config(config)
     model.compile(optimizer=create_optimizer(args.learning_rate, args.steps, 0.05,
@@ -147,12 +145,25 @@ def train(args) -> dict:
             if time.time() > deadline:
                 self.model.stop_training = True
 
-    per_epoch = min(len(dataset), 500)
+    per_epoch = per_epoch or min(len(dataset), 500)
     start = time.time()
     history = model.fit(dataset, epochs=max(1, args.steps // per_epoch),
                         steps_per_epoch=per_epoch, callbacks=[Deadline()], verbose=2)
     fit_seconds = time.time() - start
     steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    return model, history, fit_seconds, steps
+
+
+def train(args) -> dict:
+    import keras
+
+    from kbert.config import BertConfig
+
+    data = dict(np.load(os.path.join(args.data, "data.npz")))
+    vocab_size = len(data["replacement"])
+    config = BertConfig.preset(args.preset, vocab_size=vocab_size,
+                               max_position_embeddings=512, **json.loads(args.model))
+    model, history, fit_seconds, steps = fit_pretrainer(args, data, config)
 
     held = {k[len("heldout_"):]: v for k, v in data.items() if k.startswith("heldout_")}
     names = ("token_ids", "segment_ids", "padding_mask", "masked_positions")

@@ -73,28 +73,9 @@ def prepare(args) -> None:
 
 
 def pretrain(args, data, config):
-    import keras
+    from nsp_gpu_trial import fit_pretrainer
 
-    from kbert.models.pretrainer import BertPretrainer
-    from kbert.training.optimizer import create_optimizer
-    from nsp_gpu_trial import batches
-
-    keras.utils.set_random_seed(args.seed)
-    model = BertPretrainer.from_bert_config(config)
-    model.compile(optimizer=create_optimizer(args.learning_rate, args.steps, 0.05,
-                                             weight_decay=0.01))
-    deadline = time.time() + args.seconds
-
-    class Deadline(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            if time.time() > deadline:
-                self.model.stop_training = True
-
-    per_epoch = 500
-    history = model.fit(batches(data, args.batch_size, args.max_predictions, args.seed),
-                        epochs=max(1, args.steps // per_epoch), steps_per_epoch=per_epoch,
-                        callbacks=[Deadline()], verbose=2)
-    steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    model, history, _, steps = fit_pretrainer(args, data, config, per_epoch=500)
     return model.encoder, {"steps": steps,
                            "train_mlm_accuracy": history.history["mlm_accuracy"][-1],
                            "train_nsp_accuracy": history.history["nsp_accuracy"][-1]}

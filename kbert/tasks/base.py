@@ -14,6 +14,7 @@ import json
 import os
 
 import keras
+from keras import ops
 
 from kbert.tasks.loading import ENCODER_NAME, check_tokenizer, detect_source, load_encoder
 from kbert.tasks.tuning import bert_finetuning_optimizer, freeze_encoder_layers
@@ -50,8 +51,6 @@ class TaskModel(keras.Model):
         the same numbers as the full encoder, without the other S - 1 rows of the last block's
         attention output, feed-forward and LayerNorms.
         """
-        from keras import ops
-
         token_ids = inputs["token_ids"] if isinstance(inputs, dict) else inputs
         outputs = self.encoder(inputs, training=training,
                                output_positions=ops.zeros_like(token_ids[:, :1]))

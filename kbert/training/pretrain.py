@@ -93,7 +93,7 @@ class PretrainConfig:
     def validate(self) -> None:
         for name in ("seq_length", "batch_size", "max_predictions", "steps", "steps_per_epoch",
                      "checkpoint_every", "keep_checkpoints", "eval_batches", "eval_drawings",
-                 "vocab_size"):
+                     "vocab_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
