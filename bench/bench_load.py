@@ -69,7 +69,7 @@ def _load_model(args):
         encoder = BertEncoder(vocab_size=tokenizer.vocab_size, hidden_size=32, num_layers=2,
                               num_heads=2, intermediate_size=64, max_position_embeddings=64)
         return encoder, tokenizer, "tiny random encoder (hidden 32, 2 layers, bert-base vocab)"
-    from kbert.convert import load_pretrained
+    from kbert.loading import load
 
     source = args.model
     if source is None:
@@ -82,7 +82,7 @@ def _load_model(args):
         name = "all-MiniLM-L6-v2 (hidden 384, 6 layers)"
     else:
         name = source
-    encoder, tokenizer = load_pretrained(source)
+    encoder, tokenizer = load(source)
     return encoder, tokenizer, name
 
 

@@ -202,3 +202,11 @@ class BertConfig:
             raise ConfigError(
                 f"the vocabulary has {vocab_size} entries but the model expects "
                 f"vocab_size={self.vocab_size}; use the vocab.txt the model was trained with")
+
+
+def check_max_length(value, limit: int, flag: str = "--max-length") -> int:
+    """The one rule for a sequence length: an integer from 2 to the model's positions."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= limit:
+        raise ConfigError(f"{flag} {value!r}: the model takes 2 to {limit} tokens (its "
+                          f"max_position_embeddings)")
+    return value

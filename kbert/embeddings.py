@@ -119,10 +119,15 @@ class ContextualEmbedder:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, **kwargs) -> "ContextualEmbedder":
-        """From a kbert model directory, a transformers BERT directory or a Google release."""
-        from kbert.convert import load_pretrained
+        """From any model `kbert.load` reads (a kbert, transformers or Google BERT directory, a
+        pre-training run, a fine-tuned model: its encoder)."""
+        from kbert.loading import ModelSourceError, load
 
-        encoder, tokenizer = load_pretrained(path)
+        loaded = load(path)
+        encoder, tokenizer = loaded.encoder, loaded.tokenizer
+        if tokenizer is None:
+            raise ModelSourceError(f"no vocab.txt found with {path}: embeddings need the "
+                                   f"model's vocabulary")
         return cls(encoder, tokenizer, **kwargs)
 
     @property

@@ -7,9 +7,11 @@ import warnings
 import numpy as np
 import pytest
 
+from kbert.loading import load
+
 from kbert.config import BertConfig
 from kbert.convert import (
-    CheckpointError, load_google_checkpoint, load_kbert_model, load_pretrained,
+    CheckpointError, load_google_checkpoint, 
     load_transformers_checkpoint, save_kbert_model, save_pytorch_bin,
     save_transformers_checkpoint)
 from kbert.convert.transformers_ckpt import config_from_transformers
@@ -350,17 +352,17 @@ def test_google_checkpoint_shape_error_uses_tf_names(tmp_path):
 def test_kbert_directory_round_trip_and_dispatch(tmp_path):
     source = random_encoder()
     save_transformers_checkpoint(source, tmp_path / "hf", vocab=TOKENS)
-    encoder, tokenizer = load_pretrained(tmp_path / "hf")
+    encoder, tokenizer = load(tmp_path / "hf")
     save_kbert_model(encoder, tokenizer, tmp_path / "kb")
     assert {"encoder.keras", "config.json", "vocab.txt", "tokenizer_config.json"} <= set(
         os.listdir(tmp_path / "kb"))
-    loaded, loaded_tokenizer = load_kbert_model(tmp_path / "kb")
+    loaded, loaded_tokenizer = load(tmp_path / "kb")
     assert loaded_tokenizer.lower_case == tokenizer.lower_case
     assert_same_outputs(source, loaded, sample_inputs())
-    again, _ = load_pretrained(tmp_path / "kb")
+    again, _ = load(tmp_path / "kb")
     assert_same_outputs(source, again, sample_inputs())
     with pytest.raises(CheckpointError, match="not a model directory"):
-        load_pretrained(tmp_path)
+        load(tmp_path)
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -387,7 +389,7 @@ def test_cli_convert_from_google_and_errors(tmp_path, capsys):
     write_google_release(tmp_path / "g", source)
     assert main(["convert", "--from-google", str(tmp_path / "g" / "bert_model.ckpt"),
                  "--output", str(tmp_path / "kb")]) == 0
-    loaded, _ = load_kbert_model(tmp_path / "kb")
+    loaded, _ = load(tmp_path / "kb")
     assert_same_outputs(source, loaded, sample_inputs())
     capsys.readouterr()
     assert main(["convert", "--from-transformers", str(tmp_path / "g"),

@@ -27,8 +27,9 @@ from hypothesis import strategies as st
 
 from fuzzing import fuzz_settings
 from kbert.config import BertConfig, ConfigError, read_json_file
-from kbert.convert import (CheckpointError, UnsafePickleError, load_kbert_model,
-                           load_pretrained, save_kbert_model, save_transformers_checkpoint)
+from kbert.convert import (CheckpointError, UnsafePickleError, save_kbert_model,
+                           save_transformers_checkpoint)
+from kbert.loading import load
 from kbert.convert.transformers_ckpt import config_from_transformers
 from kbert.models import BertEncoder
 from kbert.tokenization.vocab import Vocabulary, VocabularyError
@@ -113,8 +114,8 @@ def _loaders(tmp_path, keras_file):
     (task_dir / "model.keras").write_bytes(open(keras_file, "rb").read())
     (task_dir / "task.json").write_text(json.dumps({"task": "BertClassifier", "max_length": 8}))
     return {
-        "load_kbert_model": lambda: load_kbert_model(model_dir),
-        "load_pretrained": lambda: load_pretrained(model_dir),
+        "kbert.load(model dir)": lambda: load(model_dir),
+        "kbert.load(.keras)": lambda: load(keras_file),
         "tasks.load_encoder(.keras)": lambda: load_encoder(keras_file),
         "fill_mask.load_pretrainer": lambda: load_pretrainer(str(pretrain_dir)),
         "BertClassifier.from_pretrained(task dir)": lambda: BertClassifier.from_pretrained(
@@ -144,7 +145,7 @@ def test_a_real_kbert_model_still_loads(tmp_path):
 
     encoder = _encoder()
     save_kbert_model(encoder, BertTokenizer(Vocabulary(TOKENS)), tmp_path / "model")
-    loaded, tokenizer = load_kbert_model(tmp_path / "model")
+    loaded, tokenizer = load(tmp_path / "model")
     ids = np.array([[2, 7, 3]], np.int32)
     inputs = {"token_ids": ids, "segment_ids": ids * 0, "padding_mask": ids * 0 + 1}
     np.testing.assert_allclose(loaded(inputs)["pooled_output"], encoder(inputs)["pooled_output"],
@@ -176,13 +177,13 @@ def test_safetensors_first_and_a_malicious_bin_never_runs(tmp_path):
     save_transformers_checkpoint(encoder, directory, vocab=BertTokenizer(Vocabulary(TOKENS)))
     marker = tmp_path / "pwned"
     _malicious_bin(directory / "pytorch_model.bin", marker)
-    loaded, _ = load_pretrained(directory)  # model.safetensors is there: the .bin is not read
+    loaded, _ = load(directory)  # model.safetensors is there: the .bin is not read
     np.testing.assert_array_equal(loaded.get_weights()[0], encoder.get_weights()[0])
     assert not marker.exists()
 
     os.remove(directory / "model.safetensors")  # only the .bin left: refused, nothing runs
     with pytest.raises(UnsafePickleError, match="refusing to load (posix|os)\\.system"):
-        load_pretrained(directory)
+        load(directory)
     assert not marker.exists()
 
 
@@ -217,7 +218,7 @@ GOOD = {"model_type": "bert", "vocab_size": 30, "hidden_size": 16, "num_hidden_l
 def test_bad_transformers_configs_are_clear_errors(tmp_path, config, message):
     directory = _transformers_dir(tmp_path, config)
     with pytest.raises(CheckpointError, match=message) as error:
-        load_pretrained(directory)
+        load(directory)
     assert "config.json" in str(error.value)
 
 
@@ -318,4 +319,4 @@ def test_bad_task_files_are_clear_errors(tmp_path, task, message):
 
     (tmp_path / "task.json").write_text(json.dumps(task))
     with pytest.raises(ValueError, match=message):
-        BertClassifier.load_task_dir(tmp_path)
+        BertClassifier.from_pretrained(tmp_path)

@@ -14,7 +14,7 @@ from test_tasks_support import encoder, features, tokenizer, vocab_tokens, with_
 from kbert.tasks import (BertClassifier, BertMultipleChoice, BertSpanExtractor,
                          BertTokenClassifier, DataError, EncoderSourceError, LabelledData,
                          LabelMap, TruncationWarning, UnknownLabelError, load_encoder)
-from kbert.tasks.loading import detect_source
+from kbert.loading import ModelSourceError, detect
 
 PAIRS = LabelledData(texts=["the film", "his movie", "the story", "the cat"],
                      pairs=["is good", "was bad", "is fun", "was dull"],
@@ -137,8 +137,8 @@ def test_from_pretrained_detects_every_source(tmp_path):
     hf = tmp_path / "hf"
     save_transformers_checkpoint(enc, hf, vocab=tokenizer().vocab)
 
-    for source, kind in ((run, "pretrain_run"), (keras_file, "keras_file"), (hf, "transformers")):
-        assert detect_source(source) == kind
+    for source, kind in ((run, "kbert_model"), (keras_file, "keras_file"), (hf, "transformers")):
+        assert detect(source) == kind
         model = BertClassifier.from_pretrained(source, num_classes=2, max_length=16)
         assert model.tokenizer is not None and model.tokenizer.vocab_size == len(vocab_tokens())
         np.testing.assert_allclose(np.asarray(model.encoder(x)["sequence_output"]), expected,
@@ -146,10 +146,10 @@ def test_from_pretrained_detects_every_source(tmp_path):
 
 
 def test_unknown_source_is_a_clear_error(tmp_path):
-    with pytest.raises(EncoderSourceError, match="not a kbert pre-training run"):
-        detect_source(tmp_path)
-    with pytest.raises(EncoderSourceError, match="does not exist"):
-        detect_source(tmp_path / "missing")
+    with pytest.raises(ModelSourceError, match="not a model directory"):
+        detect(tmp_path)
+    with pytest.raises(ModelSourceError, match="does not exist"):
+        detect(tmp_path / "missing")
 
 
 def test_mismatched_tokenizer_and_encoder_is_refused():

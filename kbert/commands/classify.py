@@ -36,6 +36,24 @@ def _texts(args) -> list[str]:
     return list(args.texts)
 
 
+def load_classifier(source: str):
+    """The fine-tuned BertClassifier of `source`, or one line saying why there is none."""
+    from kbert.loading import load
+
+    loaded = load(source)
+    model = loaded.model
+    if type(model).__name__ != "BertClassifier":
+        what = (f"a fine-tuned {type(model).__name__}" if loaded.is_task
+                else f"a {loaded.kind.replace('_', ' ')} with no classifier head")
+        raise ValueError(f"{source} is {what}: classify needs a classifier; train one with "
+                         f"`kbert finetune --model {source} --train DATA.csv --output-dir DIR` "
+                         f"and pass --model DIR")
+    if not model.trained:
+        raise ValueError(f"{source}: its classifier head was never trained (saved before any "
+                         f"fit), so its labels would be noise; fine-tune it with kbert finetune")
+    return model
+
+
 def run(args) -> int:
     texts = _texts(args)
     pairs = None
@@ -43,9 +61,7 @@ def run(args) -> int:
         if len(texts) % 2:
             raise ValueError(f"--pair needs an even number of texts, got {len(texts)}")
         texts, pairs = texts[0::2], texts[1::2]
-    from kbert.tasks import BertClassifier
-
-    model = BertClassifier.from_pretrained(args.model)
+    model = load_classifier(args.model)
     predictions = model.predict_texts(texts, pairs, batch_size=args.batch_size)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:

@@ -50,6 +50,11 @@ def _probe_outputs(encoder, tokenizer) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     from kbert import convert
+    from kbert.loading import load
+
+    def reload(directory):
+        loaded = load(directory)
+        return loaded.encoder, loaded.tokenizer
 
     if args.hidden_act and not args.from_google:
         raise ValueError("--hidden-act applies to --from-google only")
@@ -57,16 +62,13 @@ def run(args: argparse.Namespace) -> int:
     if args.from_transformers:
         encoder, tokenizer = convert.load_transformers_checkpoint(args.from_transformers)
         convert.save_kbert_model(encoder, tokenizer, args.output)
-        reload = convert.load_kbert_model
     elif args.from_google:
         encoder, tokenizer = convert.load_google_checkpoint(args.from_google,
                                                             hidden_act=args.hidden_act)
         convert.save_kbert_model(encoder, tokenizer, args.output)
-        reload = convert.load_kbert_model
     else:
-        encoder, tokenizer = convert.load_pretrained(args.to_transformers)
+        encoder, tokenizer = reload(args.to_transformers)
         convert.save_transformers_checkpoint(encoder, args.output, vocab=tokenizer)
-        reload = convert.load_transformers_checkpoint
     c = encoder.bert_config
     print(f"BERT L={c.num_layers} H={c.hidden_size} A={c.num_heads} I={c.intermediate_size} "
           f"vocab={c.vocab_size} act={c.hidden_act}: {encoder.count_params():,} parameters")

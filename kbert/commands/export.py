@@ -13,7 +13,6 @@ signatures. Serve it as docs/serving.md shows.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 
@@ -36,25 +35,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_model(source: str, vocab: str | None = None):
-    """-> (BertEncoder or BertClassifier, BertTokenizer) from a path the commands accept."""
+    """-> (the model to export, its BertTokenizer) for any source `kbert.load` reads: a
+    fine-tuned head as it is, a pre-training run as its encoder."""
     from kbert.export.saved_model import ExportError
-    from kbert.tasks.loading import detect_source, load_encoder
+    from kbert.loading import load
     from kbert.tokenization.tokenizer import BertTokenizer
 
-    if detect_source(source) == "task_dir":
-        with open(os.path.join(source, "task.json"), encoding="utf-8") as f:
-            task = json.load(f).get("task")
-        if task != "BertClassifier":
-            raise ExportError(f"{source} holds a fine-tuned {task}; export supports encoders and "
-                              f"BertClassifier")
-        from kbert.tasks import BertClassifier
-
-        model = BertClassifier.from_pretrained(source)
-        tokenizer = model.tokenizer
-    else:
-        model, tokenizer = load_encoder(source)
-    if vocab:
-        tokenizer = BertTokenizer(vocab)
+    loaded = load(source)
+    model = loaded.model if loaded.is_task else loaded.encoder
+    tokenizer = BertTokenizer(vocab) if vocab else loaded.tokenizer
     if tokenizer is None:
         raise ExportError(f"no vocab.txt found with {source}; pass --vocab PATH")
     return model, tokenizer

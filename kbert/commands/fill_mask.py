@@ -7,25 +7,21 @@ Prints, for every [MASK] of every sentence, the top-k tokens with their probabil
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 
-def load_pretrainer(model_dir: str):
-    """(BertPretrainer, BertTokenizer) from a `kbert pretrain` output directory."""
-    import kbert.models.pretrainer  # noqa: F401  (registers the classes for deserialization)
-    from kbert.convert.keras_files import load_keras_file
-    from kbert.tokenization.tokenizer import BertTokenizer
+def load_pretrainer(source: str):
+    """(BertPretrainer, BertTokenizer) from a `kbert pretrain` run (or its pretrainer.keras)."""
+    from kbert.loading import load
 
-    path = os.path.join(model_dir, "pretrainer.keras")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} does not exist; pass the output directory of "
-                                "`kbert pretrain` (it holds pretrainer.keras and vocab.txt)")
-    model = load_keras_file(path)  # safe mode: no Lambda, no foreign classes
-    tokenizer = BertTokenizer(model_dir)
-    model.bert_config.check_vocab(tokenizer.vocab_size)
-    return model, tokenizer
+    loaded = load(source)
+    if type(loaded.model).__name__ != "BertPretrainer":
+        raise ValueError(f"{source} is a {loaded.kind.replace('_', ' ')} without a masked-LM "
+                         f"head; fill-mask needs the output directory of `kbert pretrain` (it "
+                         f"holds pretrainer.keras and vocab.txt)")
+    if loaded.tokenizer is None:
+        raise ValueError(f"no vocab.txt beside {source}")
+    return loaded.model, loaded.tokenizer
 
 
 def fill_mask(model, tokenizer, texts: list[str], top_k: int = 5):

@@ -7,13 +7,12 @@ A kbert model directory (what `kbert convert --output` and `save_kbert_model` wr
     vocab.txt              the WordPiece vocabulary, one token per line
     tokenizer_config.json  {"do_lower_case": bool}
 
-`load_pretrained(path)` recognises all three layouts: a kbert directory (encoder.keras), a
-transformers directory (config.json + model.safetensors / pytorch_model.bin) and a Google release
-(bert_config.json + bert_model.ckpt.*).
+`kbert.load(path)` (kbert/loading.py, the one loader) reads all of them back.
 
 Example:
-    >>> from kbert.convert import load_pretrained, save_kbert_model          # doctest: +SKIP
-    >>> encoder, tokenizer = load_pretrained("path/to/all-MiniLM-L6-v2")     # doctest: +SKIP
+    >>> import kbert                                                        # doctest: +SKIP
+    >>> encoder, tokenizer = kbert.load("path/to/all-MiniLM-L6-v2")          # doctest: +SKIP
+    >>> from kbert.convert import save_kbert_model                          # doctest: +SKIP
     >>> save_kbert_model(encoder, tokenizer, "runs/minilm")                  # doctest: +SKIP
 """
 
@@ -31,8 +30,8 @@ from kbert.convert.transformers_ckpt import (
 ENCODER_FILE = "encoder.keras"
 
 __all__ = [
-    "CheckpointError", "UnsafePickleError", "load_google_checkpoint", "load_kbert_model",
-    "load_pretrained", "load_pytorch_bin", "load_transformers_checkpoint", "save_kbert_model",
+    "CheckpointError", "UnsafePickleError", "load_google_checkpoint",
+    "load_pytorch_bin", "load_transformers_checkpoint", "save_kbert_model",
     "save_pytorch_bin", "save_transformers_checkpoint", "transformers_weights_to_encoder",
 ]
 
@@ -53,38 +52,3 @@ def save_kbert_model(encoder, tokenizer, directory: str | os.PathLike) -> str:
         json.dump({"do_lower_case": bool(tokenizer.lower_case)}, f, indent=2)
         f.write("\n")
     return directory
-
-
-def load_kbert_model(directory: str | os.PathLike):
-    """A kbert model directory -> (BertEncoder, BertTokenizer); encoder.keras is loaded in
-    Keras' safe mode (`kbert.convert.keras_files`)."""
-    from kbert.convert.keras_files import load_keras_file
-    from kbert.convert.transformers_ckpt import _tokenizer_for
-    from kbert.models.encoder import BertEncoder
-
-    directory = os.fspath(directory)
-    path = os.path.join(directory, ENCODER_FILE)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{path} does not exist")
-    encoder = load_keras_file(path, custom_objects={"BertEncoder": BertEncoder})
-    if not isinstance(encoder, BertEncoder):
-        raise CheckpointError(f"{path} holds a {type(encoder).__name__}, not a BertEncoder")
-    return encoder, _tokenizer_for(directory, encoder.bert_config)
-
-
-def load_pretrained(path: str | os.PathLike):
-    """Any supported checkpoint (kbert, transformers, Google) -> (BertEncoder, BertTokenizer)."""
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        if os.path.isfile(os.path.join(path, ENCODER_FILE)):
-            return load_kbert_model(path)
-        if os.path.isfile(os.path.join(path, "bert_config.json")):
-            return load_google_checkpoint(path)
-        if os.path.isfile(os.path.join(path, "config.json")):
-            return load_transformers_checkpoint(path)
-        raise CheckpointError(
-            f"{path}: not a model directory (expected {ENCODER_FILE}, config.json + weights, or "
-            f"bert_config.json + bert_model.ckpt)")
-    if os.path.isfile(path + ".index"):
-        return load_google_checkpoint(path)
-    raise CheckpointError(f"{path} does not exist or is not a model directory")

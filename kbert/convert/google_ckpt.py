@@ -33,8 +33,8 @@ import warnings
 import numpy as np
 
 from kbert.convert.transformers_ckpt import (
-    CheckpointError, _tokenizer_for, assign_weights, config_from_transformers, expected_shapes,
-    read_json)
+    CheckpointError, assign_weights, config_from_transformers, expected_shapes, read_json,
+    tokenizer_for_directory)
 
 CONFIG_NAMES = ("bert_config.json", "config.json")
 _OPTIMIZER_SLOT = re.compile(r"(/adam_[mv]|/Adam(_1)?|/Momentum)$")
@@ -172,7 +172,7 @@ def load_google_checkpoint(path: str | os.PathLike, hidden_act: str | None = Non
     config = config_from_transformers(values, config_path)
     if hidden_act is not None:
         config = config.replace(hidden_act=hidden_act)
-    tokenizer = _tokenizer_for(directory, config)
+    tokenizer = tokenizer_for_directory(directory, config)
     if lower_case is not None:
         from kbert.tokenization.tokenizer import BertTokenizer
 

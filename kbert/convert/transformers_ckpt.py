@@ -351,7 +351,10 @@ def read_transformers_weights(directory: str) -> tuple[dict[str, np.ndarray], st
         f"{TORCH_FILE})")
 
 
-def _tokenizer_for(directory: str, config: BertConfig, vocab_file: str = VOCAB_FILE):
+def tokenizer_for_directory(directory: str, config: BertConfig, vocab_file: str = VOCAB_FILE,
+                            lower_case: bool | None = None):
+    """The BertTokenizer of `directory`'s vocab.txt, checked against the model's vocab_size;
+    casing from `lower_case`, else tokenizer_config.json's do_lower_case, else inferred."""
     from kbert.tokenization.tokenizer import BertTokenizer
     from kbert.tokenization.vocab import Vocabulary
 
@@ -363,9 +366,8 @@ def _tokenizer_for(directory: str, config: BertConfig, vocab_file: str = VOCAB_F
         raise CheckpointError(
             f"{vocab_path} has {len(vocab)} entries but the model's vocab_size is "
             f"{config.vocab_size}: this vocabulary does not belong to these weights")
-    lower_case = None
     tokenizer_config = os.path.join(directory, TOKENIZER_CONFIG)
-    if os.path.isfile(tokenizer_config):
+    if lower_case is None and os.path.isfile(tokenizer_config):
         value = read_json(tokenizer_config).get("do_lower_case")
         if isinstance(value, bool):
             lower_case = value
@@ -386,7 +388,7 @@ def load_transformers_checkpoint(directory: str | os.PathLike):
         raise CheckpointError(f"{directory} is not a directory")
     config_path = os.path.join(directory, CONFIG_FILE)
     config = config_from_transformers(read_json(config_path), config_path)
-    tokenizer = _tokenizer_for(directory, config)
+    tokenizer = tokenizer_for_directory(directory, config)
     state, source = read_transformers_weights(directory)
     encoder = BertEncoder.from_bert_config(config)
     transformers_weights_to_encoder(state, encoder, source=source)

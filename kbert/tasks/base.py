@@ -1,11 +1,20 @@
 """What every task head shares: the wrapped encoder, freezing, the fine-tuning `compile`
-defaults, the tokenizer for raw-text methods, and saving to / loading from a directory.
+defaults, the preprocessor (tokenizer + packing) that lets Keras' own `fit` / `evaluate` /
+`predict` take raw text, and saving to / loading from a directory.
 
 A saved task directory holds:
-    model.keras   the head with its encoder (no optimizer state)
-    vocab.txt     the tokenizer's vocabulary
-    task.json     {"task": class name, "max_length": ..., "lower_case": ..., "kbert_version"}
+    model.keras   the head with its encoder and its vocabulary (assets/), no optimizer state:
+                  `keras.saving.load_model` alone gives a model that takes raw text
+    vocab.txt     the tokenizer's vocabulary (also inside model.keras)
+    task.json     {"task": class name, "max_length", "lower_case", "trained", "kbert_version"}
     labels.json   the label map (classification heads)
+`kbert.load(directory)` (kbert/loading.py) reads it back.
+
+Raw text in Keras' API (like keras-hub's tasks): `model.fit(texts, labels)`,
+`model.fit((texts, text_pairs), labels)`, `model.fit(tf_dataset_of_strings)`,
+`model.evaluate(texts, labels)`, `model.predict(["..."])` (the head's raw outputs, e.g. logits).
+The text is tokenized and packed in `tf.data` (`text_to_dataset`), so the model itself stays
+`keras.ops` only; token ids / dict inputs keep working unchanged.
 """
 
 from __future__ import annotations
@@ -14,13 +23,47 @@ import json
 import os
 
 import keras
+import numpy as np
 from keras import ops
 
-from kbert.tasks.loading import ENCODER_NAME, check_tokenizer, detect_source, load_encoder
+from kbert.loading import load
+from kbert.tasks.loading import ENCODER_NAME, check_tokenizer, load_encoder, rebuild_encoder
 from kbert.tasks.tuning import bert_finetuning_optimizer, freeze_encoder_layers
 
 TASK_FILE = "task.json"
 MODEL_FILE = "model.keras"
+ASSET_VOCAB = "vocab.txt"
+
+
+class UntrainedHeadError(ValueError):
+    """A task head that was never fitted was asked for predictions."""
+
+
+def is_text_list(x) -> bool:
+    """A str, or a list / tuple / numpy array of str."""
+    if isinstance(x, str):
+        return True
+    if isinstance(x, np.ndarray):
+        return x.dtype.kind in "US" or (x.dtype.kind == "O" and x.size > 0
+                                        and isinstance(x.flat[0], str))
+    return isinstance(x, (list, tuple)) and len(x) > 0 and all(isinstance(t, str) for t in x)
+
+
+def as_text_list(x) -> list[str]:
+    if isinstance(x, str):
+        return [x]
+    return [str(t) for t in (x.tolist() if isinstance(x, np.ndarray) else x)]
+
+
+def is_string_dataset(x) -> bool:
+    """A tf.data.Dataset whose inputs (first element of a tuple) are strings."""
+    spec = getattr(x, "element_spec", None)
+    if spec is None or not type(x).__module__.startswith("tensorflow"):
+        return False
+    first = spec[0] if isinstance(spec, tuple) else spec
+    if isinstance(first, tuple):
+        first = first[0]
+    return getattr(getattr(first, "dtype", None), "name", None) == "string"
 
 
 class TaskModel(keras.Model):
@@ -33,15 +76,17 @@ class TaskModel(keras.Model):
     """
 
     def __init__(self, encoder, freeze_layers: int | None = None, **kwargs):
+        preprocessor = kwargs.pop("preprocessor", None) or {}
         super().__init__(**kwargs)
-        from kbert.tasks.loading import rebuild_encoder
-
         self.encoder = rebuild_encoder(encoder, ENCODER_NAME)
         self.freeze_layers = freeze_layers
         freeze_encoder_layers(self.encoder, freeze_layers)
         # Not Keras state: kept out of attribute tracking so `.keras` files stay pure models.
+        # The vocabulary travels as an asset of the archive (save_assets / load_assets).
         self.__dict__["_text_tokenizer"] = None
-        self.__dict__["_max_length"] = 128
+        self.__dict__["_max_length"] = int(preprocessor.get("max_length", 128))
+        self.__dict__["_lower_case"] = preprocessor.get("lower_case")
+        self.__dict__["_head_trained"] = bool(preprocessor.get("trained", False))
 
     # ------------------------------------------------------------------ forward
     def encode_cls(self, inputs, training=False):
@@ -65,16 +110,22 @@ class TaskModel(keras.Model):
     def max_length(self) -> int:
         return self.__dict__.get("_max_length", 128)
 
+    @property
+    def trained(self) -> bool:
+        """True once `fit` has run on this head (saved with it): an untrained head's answers
+        are noise, and `kbert classify` refuses them."""
+        return self.__dict__.get("_head_trained", False)
+
     def set_tokenizer(self, tokenizer, max_length: int | None = None) -> None:
         """Attach the tokenizer the raw-text methods use (checked against the vocab size)."""
+        from kbert.config import check_max_length
+
         check_tokenizer(self.encoder, tokenizer)
         self.__dict__["_text_tokenizer"] = tokenizer
+        self.__dict__["_lower_case"] = None if tokenizer is None else bool(tokenizer.lower_case)
         if max_length is not None:
             limit = self.encoder.bert_config.max_position_embeddings
-            if not 2 <= int(max_length) <= limit:
-                raise ValueError(f"max_length must be in [2, {limit}] (the encoder's positions), "
-                                 f"got {max_length}")
-            self.__dict__["_max_length"] = int(max_length)
+            self.__dict__["_max_length"] = check_max_length(max_length, limit, "max_length")
 
     def _require_tokenizer(self):
         if self.tokenizer is None:
@@ -82,6 +133,97 @@ class TaskModel(keras.Model):
                 f"{type(self).__name__} has no tokenizer: load it with from_pretrained(...) or "
                 f"call set_tokenizer(tokenizer) before using text methods")
         return self.tokenizer
+
+    def save_assets(self, dir_path):
+        """Keras hook: the vocabulary goes into the `.keras` archive."""
+        if self.tokenizer is not None:
+            self.tokenizer.vocab.save(dir_path)
+
+    def load_assets(self, dir_path):
+        """Keras hook: rebuild the tokenizer from the archived vocabulary."""
+        path = os.path.join(dir_path, ASSET_VOCAB)
+        if os.path.isfile(path):
+            from kbert.tokenization.tokenizer import BertTokenizer
+
+            self.set_tokenizer(BertTokenizer(path, lower_case=self.__dict__.get("_lower_case")))
+
+    # ------------------------------------------------------------------ raw text in Keras' API
+    def encode_text_inputs(self, x, y=None):
+        """Head hook: raw-text `x` (and labels `y`) -> (features, targets or None, sample
+        weights or None) as numpy, or None when `x` is not raw text for this head."""
+        return None
+
+    def text_to_dataset(self, x, y=None, batch_size: int | None = None, shuffle: bool = False,
+                        seed: int = 0):
+        """A batched tf.data.Dataset of (features[, targets[, weights]]) for raw-text `x`, or
+        None when `x` is not raw text (ids, dicts and tensors pass through `fit` untouched)."""
+        encoded = self.encode_text_inputs(x, y)
+        if encoded is None:
+            return None
+        import tensorflow as tf
+
+        features, targets, weights = encoded
+        parts = [features] + [a for a in (targets, weights) if a is not None]
+        if weights is not None and targets is None:
+            raise ValueError("sample weights without targets")
+        ds = tf.data.Dataset.from_tensor_slices(parts[0] if len(parts) == 1 else tuple(parts))
+        if shuffle:
+            count = len(next(iter(features.values())))
+            ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size or 32).prefetch(tf.data.AUTOTUNE)
+
+    def _text_or_none(self, x, y, batch_size, shuffle=False, seed=0):
+        if y is not None and is_string_dataset(x):
+            raise ValueError("y must be None when x is a tf.data.Dataset (put the labels in it)")
+        return self.text_to_dataset(x, y, batch_size, shuffle=shuffle, seed=seed)
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, **kwargs):
+        """Keras `fit`, also on raw text: `fit(texts, labels)`, `fit((texts, pairs), labels)`,
+        `fit(tf.data of (string, label))`, with `validation_data=(texts, labels)`.
+
+        Text is tokenized, packed and length-bucketed in tf.data, batches of `batch_size`
+        (default 32) reshuffled each epoch. An uncompiled model is compiled with the BERT
+        fine-tuning recipe (`compile()`) sized to the run's steps.
+        """
+        data = self._text_or_none(x, y, batch_size, shuffle=kwargs.get("shuffle", True),
+                                  seed=kwargs.pop("seed", 0))
+        if data is not None:
+            if kwargs.get("validation_split"):
+                raise ValueError("validation_split does not apply to raw text; pass "
+                                 "validation_data=(texts, labels)")
+            validation = kwargs.get("validation_data")
+            if isinstance(validation, (tuple, list)) and len(validation) in (2, 3):
+                val = self._text_or_none(validation[0], validation[1], batch_size)
+                if val is not None:
+                    kwargs["validation_data"] = val
+            elif validation is not None and is_string_dataset(validation):
+                kwargs["validation_data"] = self._text_or_none(validation, None, batch_size)
+            kwargs["shuffle"] = False  # the pipeline reshuffles every epoch
+            x, y, batch_size = data, None, None
+        if not self.compiled:
+            steps = None
+            cardinality = getattr(x, "cardinality", None)
+            if cardinality is not None and int(cardinality()) > 0:
+                steps = int(cardinality()) * epochs
+            self.compile(total_steps=steps)
+        history = super().fit(x, y, batch_size=batch_size, epochs=epochs, **kwargs)
+        self.__dict__["_head_trained"] = True
+        return history
+
+    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+        """Keras `evaluate`, also on raw text (as `fit`)."""
+        data = self._text_or_none(x, y, batch_size)
+        if data is not None:
+            x, y, batch_size = data, None, None
+        return super().evaluate(x, y, batch_size=batch_size, **kwargs)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        """Keras `predict` (the head's raw outputs, e.g. logits), also on raw text:
+        `predict(["a text"])`, `predict((texts, pairs))`, a tf.data of strings."""
+        data = self._text_or_none(x, None, batch_size)
+        if data is not None:
+            x, batch_size = data, None
+        return super().predict(x, batch_size=batch_size, **kwargs)
 
     # ------------------------------------------------------------------ training
     def default_loss(self):
@@ -126,7 +268,10 @@ class TaskModel(keras.Model):
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable,
                 "encoder": keras.saving.serialize_keras_object(self.encoder),
-                "freeze_layers": self.freeze_layers}
+                "freeze_layers": self.freeze_layers,
+                "preprocessor": {"max_length": self.max_length,
+                                 "lower_case": self.__dict__.get("_lower_case"),
+                                 "trained": self.trained}}
 
     @classmethod
     def from_config(cls, config):
@@ -139,20 +284,22 @@ class TaskModel(keras.Model):
         """Head-specific files; returns extra task.json entries."""
         return {}
 
-    def _load_extra(self, directory: str, task: dict) -> None:
-        pass
+    def load_task_extras(self, directory: str, task: dict) -> None:
+        """Head-specific files of a task directory (called by `kbert.load`)."""
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write model.keras (weights, no optimizer state), vocab.txt, task.json (+ labels.json)."""
+        """Write model.keras (weights + vocabulary, no optimizer state), vocab.txt, task.json
+        (+ labels.json)."""
         directory = os.fspath(directory)
         os.makedirs(directory, exist_ok=True)
         tokenizer = self._require_tokenizer()
         clone = type(self).from_config(self.get_config())  # an uncompiled twin: no optimizer
         clone.set_weights(self.get_weights())
+        clone.set_tokenizer(tokenizer)
         clone.save(os.path.join(directory, MODEL_FILE))
         tokenizer.vocab.save(directory)
         task = {"task": type(self).__name__, "max_length": self.max_length,
-                "lower_case": bool(tokenizer.lower_case)}
+                "lower_case": bool(tokenizer.lower_case), "trained": self.trained}
         task.update(self._save_extra(directory))
         from kbert import __version__
 
@@ -162,60 +309,40 @@ class TaskModel(keras.Model):
             f.write("\n")
 
     @classmethod
-    def load_task_dir(cls, directory: str | os.PathLike):
-        """Load a directory written by `save_pretrained` (any head; checked against `cls`)."""
-        from kbert.config import read_json_file
-        from kbert.convert.keras_files import load_keras_file
-        from kbert.tokenization.tokenizer import BertTokenizer
-
-        directory = os.fspath(directory)
-        task_path = os.path.join(directory, TASK_FILE)
-        task = read_json_file(task_path, ValueError)  # size-limited, a JSON object
-        max_length, lower_case = task.get("max_length"), task.get("lower_case")
-        if max_length is not None and (isinstance(max_length, bool)
-                                       or not isinstance(max_length, int) or max_length < 2):
-            raise ValueError(f"{task_path}: max_length must be an integer >= 2, got "
-                             f"{max_length!r}")
-        if lower_case is not None and not isinstance(lower_case, bool):
-            raise ValueError(f"{task_path}: lower_case must be true or false, got "
-                             f"{lower_case!r}")
-        import kbert.tasks  # noqa: F401  (registers every head class)
-
-        model = load_keras_file(os.path.join(directory, MODEL_FILE))  # safe mode
-        if not isinstance(model, cls):
-            raise ValueError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}")
-        tokenizer = BertTokenizer(os.path.join(directory, "vocab.txt"),
-                                  lower_case=task.get("lower_case"))
-        model.set_tokenizer(tokenizer, task.get("max_length"))
-        model._load_extra(directory, task)
-        return model
-
-    @classmethod
-    def from_pretrained(cls, source, *, tokenizer=None, max_length: int = 128,
+    def from_pretrained(cls, source, *, tokenizer=None, max_length: int | None = None,
                         hidden_dropout: float | None = None,
                         attention_dropout: float | None = None, **head_kwargs):
         """A new head on a pre-trained encoder, or a fine-tuned head saved by `save_pretrained`.
 
         Args:
-            source: a kbert pre-training run dir, a `.keras` file, a transformers or Google BERT
-                checkpoint dir (see `kbert.tasks.loading`), a BertEncoder, or a fine-tuned task
-                directory (then `head_kwargs` must be empty).
+            source: anything `kbert.load` reads (a fine-tuned task directory, a pre-training
+                run, a kbert / transformers / Google BERT checkpoint, a `.keras` file), a
+                BertEncoder, or (encoder, tokenizer). A fine-tuned head takes no head_kwargs.
             tokenizer: overrides the tokenizer found with the weights (sizes are checked).
-            max_length: sequence length of the raw-text methods.
+            max_length: sequence length of the raw-text methods (default: the saved model's,
+                else 128).
             hidden_dropout, attention_dropout: encoder dropout rates for fine-tuning.
             **head_kwargs: the head's constructor arguments (num_classes, freeze_layers, ...).
         """
-        if isinstance(source, (str, os.PathLike)) and detect_source(source) == "task_dir":
-            if head_kwargs or hidden_dropout is not None or attention_dropout is not None:
-                raise ValueError(f"{source} is a fine-tuned model: it takes no head arguments "
-                                 f"(got {sorted(head_kwargs)})")
-            return cls.load_task_dir(source)
+        if isinstance(source, (str, os.PathLike)):
+            source = load(source)
+            if source.is_task:
+                model = source.model
+                if head_kwargs or hidden_dropout is not None or attention_dropout is not None:
+                    raise ValueError(f"{source.path} is a fine-tuned model: it takes no head "
+                                     f"arguments (got {sorted(head_kwargs)})")
+                if not isinstance(model, cls):
+                    raise ValueError(f"{source.path} holds a fine-tuned "
+                                     f"{type(model).__name__}, not a {cls.__name__}")
+                if tokenizer is not None or max_length is not None:
+                    model.set_tokenizer(tokenizer or model.tokenizer, max_length)
+                return model
         encoder, found = load_encoder(source, hidden_dropout=hidden_dropout,
                                       attention_dropout=attention_dropout)
         model = cls(encoder, **head_kwargs)
         tokenizer = tokenizer or found
         if tokenizer is not None:
-            model.set_tokenizer(tokenizer, max_length)
+            model.set_tokenizer(tokenizer, 128 if max_length is None else max_length)
         return model
 
 

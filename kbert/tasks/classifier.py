@@ -19,9 +19,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from kbert.tasks.base import TaskModel, head_dropout_rate
+from kbert.tasks.base import (TaskModel, as_text_list, head_dropout_rate, is_string_dataset,
+                              is_text_list)
 from kbert.tasks.data import (DataError, LabelledData, LabelMap, check_texts, text_dataset,
-                              truncation_report)
+                              trim_padding, truncation_report)
 
 PROBLEM_TYPES = ("single_label", "multi_label", "regression")
 POOLINGS = ("pooled", "cls", "mean")
@@ -73,7 +74,7 @@ class BertClassifier(TaskModel):
 
     def __init__(self, encoder, num_classes: int = 2, problem_type: str = "single_label",
                  dropout: float | None = None, freeze_layers: int | None = None,
-                 pooling: str = "pooled", **kwargs):
+                 pooling: str = "pooled", labels: list | None = None, **kwargs):
         kwargs.setdefault("name", "bert_classifier")
         super().__init__(encoder, freeze_layers=freeze_layers, **kwargs)
         if problem_type not in PROBLEM_TYPES:
@@ -100,6 +101,8 @@ class BertClassifier(TaskModel):
                 stddev=self.encoder.bert_config.initializer_range))
         self.logits.build((None, hidden))
         self.built = True
+        if labels is not None:
+            self.set_label_map(LabelMap(labels))
 
     def call(self, inputs, training=False):
         if self.pooling in ("pooled", "cls"):  # [CLS] only: the last block computes that row
@@ -168,6 +171,71 @@ class BertClassifier(TaskModel):
         targets = self.encode_targets(data.labels) if with_targets else None
         return text_dataset(tokenizer, data.texts, data.pairs, targets, self.max_length,
                             batch_size, shuffle, seed)
+
+    def text_to_dataset(self, x, y=None, batch_size: int | None = None, shuffle: bool = False,
+                        seed: int = 0):
+        """Raw text for Keras' `fit` / `evaluate` / `predict` -> a tf.data pipeline (see
+        `TaskModel.fit`), or None when `x` is not text.
+
+        `x`: texts (a str, list / tuple / numpy array of str), `(texts, text_pairs)`, or a
+        tf.data.Dataset whose elements are `x` or `(x, y)` with `x` a string or a
+        `(string, string)` pair (Keras' convention: a 2-tuple element is (x, y)); batched or
+        not. `y`: the labels as in the data (mapped through the label map, built from `y` on
+        first use); in a dataset, string labels are mapped and numbers taken as class ids
+        (regression: values).
+        """
+        batch_size = batch_size or 32
+        if is_string_dataset(x):
+            return self._string_dataset(x, batch_size)
+        if isinstance(x, tuple) and len(x) == 2 and all(
+                is_text_list(part) and not isinstance(part, str) for part in x) and not all(
+                isinstance(part, str) for part in x):
+            texts, pairs = as_text_list(x[0]), as_text_list(x[1])
+            if len(pairs) != len(texts):
+                raise DataError(f"{len(texts)} texts but {len(pairs)} text pairs")
+        elif is_text_list(x):
+            texts, pairs = as_text_list(x), None
+        else:
+            return None
+        data = LabelledData(texts, None if y is None else list(np.asarray(y).tolist()), pairs)
+        if y is not None and self.problem_type != "regression" and self.label_map is None:
+            self.set_label_map(LabelMap.from_labels(data.labels))
+        return self.text_dataset(data, batch_size, shuffle=shuffle, seed=seed,
+                                 with_targets=y is not None)
+
+    def _string_dataset(self, ds, batch_size: int):
+        """A tf.data of strings (see `text_to_dataset`) -> packed, padding-trimmed batches."""
+        import tensorflow as tf
+
+        tokenizer = self._require_tokenizer()
+        spec = ds.element_spec
+        labelled = isinstance(spec, tuple) and len(spec) >= 2  # Keras' (x, y[, sample_weight])
+        x_spec = spec[0] if isinstance(spec, tuple) else spec
+        first = x_spec[0] if isinstance(x_spec, tuple) else x_spec
+        if first.shape.rank == 0:
+            ds = ds.batch(batch_size)
+        table = None
+        if labelled and spec[1].dtype == tf.string:
+            if self.label_map is None:
+                self.set_label_map(LabelMap.from_labels(
+                    [e[1].decode("utf-8") for e in ds.unbatch().as_numpy_iterator()]))
+            keys = [str(label) for label in self.label_map.labels]
+            table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(keys, tf.range(len(keys), dtype=tf.int64)), -1)
+        max_length = self.max_length
+
+        def encode(*element):
+            x = element[0]
+            texts, pairs = (x[0], x[1]) if isinstance(x, tuple) else (x, None)
+            features = trim_padding(tokenizer(texts, pairs=pairs, max_length=max_length), 16)
+            if not labelled:
+                return features
+            label = element[1]
+            if table is not None:
+                label = table.lookup(label)
+            return (features, label) + tuple(element[2:])
+
+        return ds.map(encode, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
     def fit_texts(self, train: LabelledData, validation: LabelledData | None = None,
                   epochs: int = 3, batch_size: int = 32, learning_rate: float = 3e-5,
@@ -274,7 +342,8 @@ class BertClassifier(TaskModel):
     def get_config(self):
         config = super().get_config()
         config.update(num_classes=self.num_classes, problem_type=self.problem_type,
-                      dropout=self._dropout_arg, pooling=self.pooling)
+                      dropout=self._dropout_arg, pooling=self.pooling,
+                      labels=self.label_map.labels if self.label_map else None)
         return config
 
     def _save_extra(self, directory: str) -> dict:
@@ -282,7 +351,7 @@ class BertClassifier(TaskModel):
             self.label_map.save(os.path.join(directory, LABELS_FILE))
         return {"problem_type": self.problem_type}
 
-    def _load_extra(self, directory: str, task: dict) -> None:
+    def load_task_extras(self, directory: str, task: dict) -> None:
         path = os.path.join(directory, LABELS_FILE)
         if os.path.isfile(path):
             self.set_label_map(LabelMap.load(path))

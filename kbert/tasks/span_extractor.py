@@ -27,7 +27,7 @@ import numpy as np
 from keras import ops
 
 from kbert.tasks.alignment import pack_ids, stack_features, tokenize_with_char_offsets
-from kbert.tasks.base import TaskModel, head_dropout_rate
+from kbert.tasks.base import TaskModel, as_text_list, head_dropout_rate, is_text_list
 from kbert.tasks.data import DataError, check_texts
 
 NEG = -1e4  # logit of padding: exp(NEG) is 0 in float32 and it cannot overflow
@@ -149,6 +149,16 @@ class BertSpanExtractor(TaskModel):
             targets = {"start_logits": np.array(starts, np.int32),
                        "end_logits": np.array(ends, np.int32)}
         return stack_features(rows), targets, windows
+
+    def encode_text_inputs(self, x, y=None):
+        """Keras' `fit` / `evaluate` / `predict` on text: `x = (questions, contexts)`, `y` the
+        answers as (answer_start_char, answer_text). One row per window of 128-piece stride
+        (`predict` gives window logits; `predict_answers` turns them into answers)."""
+        if not (isinstance(x, tuple) and len(x) == 2 and all(
+                is_text_list(part) and not isinstance(part, str) for part in x)):
+            return None
+        features, targets, _ = self.encode_examples(as_text_list(x[0]), as_text_list(x[1]), y)
+        return features, targets, None
 
     def fit_examples(self, questions, contexts, answers, epochs: int = 2, batch_size: int = 16,
                      learning_rate: float = 5e-5, doc_stride: int = 128, seed: int = 0,

@@ -26,7 +26,7 @@ import numpy as np
 
 from kbert.tasks.alignment import (group_words, pack_ids, stack_features,
                                    tokenize_with_char_offsets, word_char_spans)
-from kbert.tasks.base import TaskModel, head_dropout_rate
+from kbert.tasks.base import TaskModel, as_text_list, head_dropout_rate, is_text_list
 from kbert.tasks.data import DataError, LabelMap, TruncationWarning, check_texts
 
 
@@ -67,7 +67,7 @@ class BertTokenClassifier(TaskModel):
     """
 
     def __init__(self, encoder, num_labels: int = 2, dropout: float | None = None,
-                 freeze_layers: int | None = None, **kwargs):
+                 freeze_layers: int | None = None, labels: list | None = None, **kwargs):
         kwargs.setdefault("name", "bert_token_classifier")
         super().__init__(encoder, freeze_layers=freeze_layers, **kwargs)
         if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 2:
@@ -85,6 +85,8 @@ class BertTokenClassifier(TaskModel):
                 stddev=self.encoder.bert_config.initializer_range))
         self.logits.build((None, None, self.encoder.bert_config.hidden_size))
         self.built = True
+        if labels is not None:
+            self.set_label_map(LabelMap(labels))
 
     def call(self, inputs, training=False):
         sequence = self.encoder(inputs, training=training)["sequence_output"]
@@ -193,6 +195,35 @@ class BertTokenClassifier(TaskModel):
                         shuffle=False)
 
     # ------------------------------------------------------------------ prediction
+    def encode_text_inputs(self, x, y=None):
+        """Keras' `fit` / `evaluate` / `predict` on text: `x` word lists (`y` their tag lists:
+        loss and accuracy on each word's first piece), or for `predict` raw strings."""
+        if isinstance(x, (list, tuple)) and x and all(
+                isinstance(words, (list, tuple)) and all(isinstance(w, str) for w in words)
+                for words in x):
+            features, targets, weights, _ = self.encode_words(list(x), y)
+            return features, targets, weights if y is not None else None
+        if is_text_list(x):
+            if y is not None:
+                raise DataError("token labels need word lists: fit([[word, ...], ...], "
+                                "[[tag, ...], ...])")
+            return self._pack_texts(as_text_list(x))[0], None, None
+        return None
+
+    def _pack_texts(self, texts):
+        tokenizer = self._require_tokenizer()
+        check_texts(texts)
+        budget = self.max_length - 2
+        all_pieces = tokenize_with_char_offsets(tokenizer, texts)
+        rows = [pack_ids([[p.id for p in pieces[:budget]]], self.max_length, tokenizer.cls_id,
+                         tokenizer.sep_id, tokenizer.pad_id) for pieces in all_pieces]
+        truncated = sum(len(p) > budget for p in all_pieces)
+        if truncated:
+            warnings.warn(f"{truncated} of {len(texts)} texts are longer than max_length="
+                          f"{self.max_length}; their words past it are not tagged",
+                          TruncationWarning, stacklevel=3)
+        return stack_features(rows), all_pieces
+
     def _tag_ids(self, features, batch_size: int) -> np.ndarray:
         logits = self.predict(features, batch_size=batch_size, verbose=0)
         return np.asarray(logits).argmax(-1)
@@ -210,19 +241,10 @@ class BertTokenClassifier(TaskModel):
     def predict_text(self, texts, batch_size: int = 32) -> list[dict]:
         """Tag raw strings. Per text: {"words": [{"text", "start", "end", "label"}],
         "entities": [{"label", "start", "end", "text"}]}, spans in characters of the input."""
-        tokenizer = self._require_tokenizer()
         texts = [texts] if isinstance(texts, str) else list(texts)
-        check_texts(texts)
         budget = self.max_length - 2
-        all_pieces = tokenize_with_char_offsets(tokenizer, texts)
-        rows = [pack_ids([[p.id for p in pieces[:budget]]], self.max_length, tokenizer.cls_id,
-                         tokenizer.sep_id, tokenizer.pad_id) for pieces in all_pieces]
-        truncated = sum(len(p) > budget for p in all_pieces)
-        if truncated:
-            warnings.warn(f"{truncated} of {len(texts)} texts are longer than max_length="
-                          f"{self.max_length}; their words past it are not tagged",
-                          TruncationWarning, stacklevel=2)
-        ids = self._tag_ids(stack_features(rows), batch_size)
+        features, all_pieces = self._pack_texts(texts)
+        ids = self._tag_ids(features, batch_size)
         results = []
         for i, (text, pieces) in enumerate(zip(texts, all_pieces)):
             words = []
@@ -238,7 +260,8 @@ class BertTokenClassifier(TaskModel):
     # ------------------------------------------------------------------ config and files
     def get_config(self):
         config = super().get_config()
-        config.update(num_labels=self.num_labels, dropout=self._dropout_arg)
+        config.update(num_labels=self.num_labels, dropout=self._dropout_arg,
+                      labels=self.label_map.labels if self.label_map else None)
         return config
 
     def _save_extra(self, directory: str) -> dict:
@@ -248,7 +271,7 @@ class BertTokenClassifier(TaskModel):
             self.label_map.save(os.path.join(directory, "labels.json"))
         return {}
 
-    def _load_extra(self, directory: str, task: dict) -> None:
+    def load_task_extras(self, directory: str, task: dict) -> None:
         import os
 
         path = os.path.join(directory, "labels.json")
