@@ -1,4 +1,4 @@
-"""SavedModel export for TensorFlow Serving: raw text in, vectors (or classes) out.
+"""SavedModel export for TensorFlow Serving: raw text in, vectors (or a task head's outputs) out.
 
 `export_saved_model` writes `<base_dir>/<name>/<version>/`, the layout TF Serving watches,
 with tokenization and packing inside the graph (core TF ops plus the TF-Text ops every TF
@@ -458,13 +458,16 @@ def export_saved_model(model, tokenizer=None, base_dir: str | os.PathLike = "sav
     check passed, so a server watching `<base_dir>/<name>` never loads a half-written version.
 
     Args:
-        model: a `BertEncoder`, or a fine-tuned `BertClassifier` (adds `classify` signatures).
-        tokenizer: the `BertTokenizer` of the model's vocabulary (default: the classifier's).
+        model: a `BertEncoder`, or a kbert.tasks head: `BertClassifier` (adds `classify`,
+            `classify_pairs`), `BertTokenClassifier` (`tag`), `BertSpanExtractor`
+            (`answer_logits`) or `BertMultipleChoice` (`score_choices`); a head keeps the
+            encoder's signatures.
+        tokenizer: the `BertTokenizer` of the model's vocabulary (default: the head's).
         base_dir: the server's model base path.
         name: model name (the `/v1/models/<name>` of the REST API).
         version: integer version; None = 1 + the largest existing one. An existing version is
             an error unless `overwrite`.
-        max_length: packed sequence length (default: the classifier's or tokenizer's, 128,
+        max_length: packed sequence length (default: the head's or tokenizer's, 128,
             at most the model's positions);
             longer texts are truncated longest-first like transformers.
         pad_to_max_length: text signatures output [batch, max_length] instead of trimming the
@@ -515,6 +518,33 @@ def export_saved_model(model, tokenizer=None, base_dir: str | os.PathLike = "sav
                  predicted     int32   [B, C]  1 where probability >= 0.5 (multi_label)
                  label_names   string  [B, C]  the class names, repeated per row (REST's row
                                                format needs a batch dimension on every output)
+    `tag` (BertTokenClassifier) - one label per WordPiece of each text (L = labels).
+        inputs:  text          string  [B]
+        outputs: logits        float32 [B, seq, L]  the Keras model's logits
+                 probabilities float32 [B, seq, L]  softmax
+                 label_id      int32   [B, seq]     argmax
+                 label         string  [B, seq]     its name
+                 token_ids, padding_mask int32 [B, seq]  `[CLS] pieces [SEP] [PAD]...`
+                 start_offsets, end_offsets int64 [B, seq]  UTF-8 BYTE offsets of each piece
+                                               in the text; -1 on [CLS], [SEP] and padding
+                 continuation  int32   [B, seq]     1 on "##" pieces: a word is a piece and the
+                                               continuations after it (predict_text labels a
+                                               word by its first piece)
+    `answer_logits` (BertSpanExtractor) - one window `[CLS] question [SEP] context [SEP]`,
+        packed like `encode_examples`' first window: the question's first
+        min(64, max_length - 4) pieces, then as much context as fits; the rest of a longer
+        context is cut (no doc_stride windows: split long contexts client-side).
+        inputs:  question, context string [B]
+        outputs: start_logits, end_logits float32 [B, seq]  -1e4 on padding
+                 context_start_offsets, context_end_offsets int64 [B, seq]  UTF-8 byte offsets
+                                               of the context pieces; -1 elsewhere
+                 context_truncated int32 [B]   context pieces cut off
+                 token_ids, segment_ids, padding_mask int32 [B, seq]
+    `score_choices` (BertMultipleChoice) - each (prompt, choice) packed as a pair.
+        inputs:  prompt  string [B], choices string [B, K] (K >= 1)
+        outputs: scores        float32 [B, K]  the Keras model's logits
+                 probabilities float32 [B, K]  softmax over each row's choices
+                 best_choice   int32   [B]     argmax
 
     Raises:
         ExportError: unusable model / tokenizer / max_length, or an existing version.
