@@ -1,4 +1,4 @@
-"""SavedModel export for TensorFlow Serving: raw text in, vectors (or classes) out.
+"""SavedModel export for TensorFlow Serving: raw text in, vectors (or a task head's outputs) out.
 
 `export_saved_model` writes `<base_dir>/<name>/<version>/`, the layout TF Serving watches,
 with tokenization and packing inside the graph (core TF ops plus the TF-Text ops every TF
@@ -26,32 +26,67 @@ from kbert.export.op_check import check_serving_ops
 from kbert.export.warmup import write_warmup_requests
 
 SIGNATURES = ("serving_default", "embed_pairs", "embed_ids", "sentence_embedding", "tokenize")
-CLASSIFIER_SIGNATURES = ("classify", "classify_pairs")
+# The signatures each kind of model adds to SIGNATURES (see `head_kind`).
+HEAD_SIGNATURES = {
+    "encoder": (),
+    "classifier": ("classify", "classify_pairs"),
+    "token_classifier": ("tag",),
+    "span_extractor": ("answer_logits",),
+    "multiple_choice": ("score_choices",),
+}
+CLASSIFIER_SIGNATURES = HEAD_SIGNATURES["classifier"]
 
 WARMUP_TEXTS = ("The quick brown fox jumps over the lazy dog.",
                 "It is a truth universally acknowledged, that a single man in possession of a "
                 "good fortune, must be in want of a wife.")
 WARMUP_PAIRS = ("A fox jumped.", "Every rich bachelor wants a wife.")
+WARMUP_CHOICES = (("It landed.", "It sang."), ("He married.", "He did not."))
 
 
 class ExportError(ValueError):
     """A model, tokenizer or destination that cannot be exported as asked."""
 
 
+def _model_kinds():
+    """(class, kind) pairs, most specific first (a subclass of a head is that head)."""
+    from kbert.models.encoder import BertEncoder
+    from kbert.tasks import (BertClassifier, BertMultipleChoice, BertSpanExtractor,
+                             BertTokenClassifier)
+
+    return ((BertClassifier, "classifier"), (BertTokenClassifier, "token_classifier"),
+            (BertSpanExtractor, "span_extractor"), (BertMultipleChoice, "multiple_choice"),
+            (BertEncoder, "encoder"))
+
+
+def head_kind(model) -> str:
+    """What a model is for export: "encoder" or a task head's kind (the keys of
+    `HEAD_SIGNATURES`); ExportError for anything else."""
+    for cls, kind in _model_kinds():
+        if isinstance(model, cls):
+            return kind
+    raise ExportError(f"cannot export a {type(model).__name__}: pass a kbert BertEncoder or a "
+                      f"kbert.tasks head (" + ", ".join(
+                          c.__name__ for c, k in _model_kinds() if k != "encoder") + ")")
+
+
 def is_classifier(model) -> bool:
-    """A kbert task head with a class output (`BertClassifier`), as opposed to a bare encoder."""
-    return hasattr(model, "encoder") and hasattr(model, "num_classes") and hasattr(
-        model, "problem_type")
+    """A `BertClassifier` (class outputs), as opposed to a bare encoder or another head."""
+    return head_kind(model) == "classifier"
 
 
 def split_model(model):
-    """-> (encoder, classifier or None)."""
-    if is_classifier(model):
-        return model.encoder, model
-    if hasattr(model, "bert_config") and hasattr(model, "embeddings"):
+    """-> (encoder, task head or None for a bare encoder)."""
+    if head_kind(model) == "encoder":
         return model, None
-    raise ExportError(f"cannot export a {type(model).__name__}: pass a kbert BertEncoder or a "
-                      f"BertClassifier")
+    return model.encoder, model
+
+
+def head_labels(head) -> list[str]:
+    """The names of a classifying head's output columns (its label map, else "0", "1", ...)."""
+    if hasattr(head, "class_labels"):
+        return [str(c) for c in head.class_labels]
+    label_map = getattr(head, "label_map", None)
+    return [str(c) for c in (label_map.labels if label_map else range(head.num_labels))]
 
 
 def resolve_tokenizer(model, tokenizer,
@@ -69,10 +104,10 @@ def resolve_tokenizer(model, tokenizer,
 
 
 def resolve_max_length(model, tokenizer, max_length: int | None) -> int:
-    encoder, classifier = split_model(model)
+    encoder, head = split_model(model)
     limit = encoder.bert_config.max_position_embeddings
     if max_length is None:  # the default never exceeds what the model can take
-        max_length = classifier.max_length if classifier is not None else tokenizer.max_length
+        max_length = head.max_length if head is not None else tokenizer.max_length
         max_length = min(max_length, limit)
     if isinstance(max_length, bool) or not isinstance(max_length, int) or not 3 <= max_length <= limit:
         raise ExportError(f"max_length must be an integer in [3, {limit}] (the encoder's "
@@ -93,7 +128,7 @@ class ServingFunctions:
     """The graph functions behind the signatures (also used by `kbert.export.tflite`).
 
     Args:
-        model: a BertEncoder or a BertClassifier.
+        model: a BertEncoder or a kbert.tasks head (see `head_kind`).
         tokenizer: the kbert BertTokenizer of the model's vocabulary.
         max_length: packed length (longer texts are truncated longest-first).
         pad_to_max_length: text signatures return [batch, max_length] instead of trimming to the
@@ -103,7 +138,9 @@ class ServingFunctions:
     def __init__(self, model, tokenizer, max_length: int, pad_to_max_length: bool = False):
         import tensorflow as tf
 
-        self.encoder, self.classifier = split_model(model)
+        self.kind = head_kind(model)
+        self.encoder, self.head = split_model(model)
+        self.classifier = self.head if self.kind == "classifier" else None
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.pad_to_max_length = pad_to_max_length
@@ -111,8 +148,8 @@ class ServingFunctions:
         self.vocab_size = config.vocab_size
         self.type_vocab_size = config.type_vocab_size
         self.max_positions = config.max_position_embeddings
-        if self.classifier is not None:
-            self.label_names = tf.constant([str(c) for c in self.classifier.class_labels])
+        if self.kind in ("classifier", "token_classifier"):
+            self.label_names = tf.constant(head_labels(self.head))
 
     def trackable_root(self, concrete_functions):
         """The SavedModel's object graph: the variables the traced signatures read.
@@ -147,15 +184,26 @@ class ServingFunctions:
         return token_ids, segment_ids, padding_mask
 
     def pack(self, text, text_pair=None):
+        return self.trim(self.tokenizer(text, text_pair, max_length=self.max_length))
+
+    def trim(self, packed):
+        """Cut [batch, max_length] tensors to the longest packed row (unless pad_to_max_length)."""
         import tensorflow as tf
 
-        packed = self.tokenizer(text, text_pair, max_length=self.max_length)
         if self.pad_to_max_length:
             return packed
         lengths = tf.reduce_sum(packed["padding_mask"], axis=1)
         # the longest packed row; 2 ([CLS] [SEP]) also gives an empty batch a defined width
         width = tf.reduce_max(tf.concat([lengths, [2]], 0))
         return {k: v[:, :width] for k, v in packed.items()}
+
+    def pack_ids(self, segments, kept=None):
+        """Ragged piece ids (1 or 2 segments) -> packed [batch, max_length] (not trimmed)."""
+        from kbert.tokenization.packing import pack_segments
+
+        tok = self.tokenizer
+        return pack_segments(segments, self.max_length, tok.cls_id, tok.sep_id, tok.pad_id,
+                             kept=kept)
 
     def encode(self, packed):
         import tensorflow as tf
@@ -190,6 +238,85 @@ class ServingFunctions:
         outputs["label"] = tf.gather(self.label_names, label_id)
         return outputs
 
+    def tag_texts(self, text, tokenize):
+        """BertTokenClassifier: per-token tags of each text, with the tokens' byte offsets."""
+        import tensorflow as tf
+
+        from kbert.tokenization.packing import place_segment
+
+        ids, starts, ends = tokenize(text)
+        packed = self.pack_ids([ids])
+        kept = tf.reduce_sum(packed["padding_mask"], axis=1) - 2  # pieces between [CLS], [SEP]
+        first = tf.ones_like(kept)
+        offsets = {"start_offsets": place_segment(starts, first, kept, self.max_length, -1),
+                   "end_offsets": place_segment(ends, first, kept, self.max_length, -1)}
+        packed = self.trim(packed)
+        width = tf.shape(packed["token_ids"])[1]
+        logits = tf.cast(self.head(packed, training=False), tf.float32)
+        label_id = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        continuation = tf.gather(self.is_continuation, packed["token_ids"])
+        outputs = {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1),
+                   "label_id": label_id, "label": tf.gather(self.label_names, label_id),
+                   "token_ids": packed["token_ids"], "padding_mask": packed["padding_mask"],
+                   "continuation": tf.cast(continuation, tf.int32) * packed["padding_mask"]}
+        outputs.update({k: v[:, :width] for k, v in offsets.items()})
+        return outputs
+
+    def answer_window(self, question, context, tokenize):
+        """BertSpanExtractor: start / end logits of the first window `[CLS] question [SEP]
+        context [SEP]`, packed as `BertSpanExtractor.encode_examples` packs it."""
+        import tensorflow as tf
+
+        from kbert.tasks.span_extractor import MAX_QUESTION_LENGTH
+        from kbert.tokenization.packing import place_segment
+
+        q_ids, _, _ = tokenize(question)
+        c_ids, c_starts, c_ends = tokenize(context)
+        checks = [tf.debugging.assert_equal(tf.shape(q_ids.row_splits), tf.shape(
+            c_ids.row_splits), message="answer_logits: question and context need the same "
+                                       "number of rows")]
+        with tf.control_dependencies(checks):
+            q_len = tf.cast(q_ids.row_lengths(), tf.int32)
+        c_len = tf.cast(c_ids.row_lengths(), tf.int32)
+        # the question's first pieces, then as much context as fits ([CLS] q [SEP] c [SEP])
+        q_kept = tf.minimum(q_len, max(0, min(MAX_QUESTION_LENGTH, self.max_length - 4)))
+        c_kept = tf.minimum(c_len, self.max_length - 3 - q_kept)
+        packed = self.pack_ids([q_ids, c_ids], kept=[q_kept, c_kept])
+        first = q_kept + 2
+        offsets = {
+            "context_start_offsets": place_segment(c_starts, first, c_kept, self.max_length, -1),
+            "context_end_offsets": place_segment(c_ends, first, c_kept, self.max_length, -1)}
+        packed = self.trim(packed)
+        width = tf.shape(packed["token_ids"])[1]
+        logits = self.head(packed, training=False)
+        outputs = {"start_logits": tf.cast(logits["start_logits"], tf.float32),
+                   "end_logits": tf.cast(logits["end_logits"], tf.float32),
+                   "context_truncated": c_len - c_kept}
+        outputs.update(packed)
+        outputs.update({k: v[:, :width] for k, v in offsets.items()})
+        return outputs
+
+    def score_choice_rows(self, prompt, choices, pack_pair):
+        """BertMultipleChoice: one score per (prompt, choice), soft-maxed over each row."""
+        import tensorflow as tf
+
+        shape = tf.shape(choices)  # [B, C]
+        checks = [
+            tf.debugging.assert_equal(tf.shape(prompt)[0], shape[0], message=(
+                "score_choices: prompt [B] and choices [B, C] need the same number of rows")),
+            tf.debugging.assert_greater(shape[1], 0, message=(
+                "score_choices: every row needs at least one choice")),
+        ]
+        with tf.control_dependencies(checks):
+            flat_prompts = tf.reshape(tf.tile(prompt[:, tf.newaxis], [1, shape[1]]), [-1])
+        packed = pack_pair(flat_prompts, tf.reshape(choices, [-1]))
+        width = tf.shape(packed["token_ids"])[1]
+        packed = {k: tf.reshape(v, tf.stack([shape[0], shape[1], width]))
+                  for k, v in packed.items()}
+        scores = tf.cast(self.head(packed, training=False), tf.float32)
+        return {"scores": scores, "probabilities": tf.nn.softmax(scores, axis=-1),
+                "best_choice": tf.argmax(scores, axis=-1, output_type=tf.int32)}
+
     # ------------------------------------------------------------------ signatures
     def functions(self) -> dict:
         """Signature name -> tf.function with its input signature."""
@@ -197,6 +324,9 @@ class ServingFunctions:
 
         text = tf.TensorSpec([None], tf.string, name="text")
         text_pair = tf.TensorSpec([None], tf.string, name="text_pair")
+        if self.kind == "token_classifier":
+            self.is_continuation = tf.constant(np.asarray(self.tokenizer.vocab.is_continuation,
+                                                          bool))
         ids = [tf.TensorSpec([None, None], tf.int32, name=n)
                for n in ("token_ids", "segment_ids", "padding_mask")]
 
@@ -204,6 +334,8 @@ class ServingFunctions:
         # (thousands of nodes), so sharing it roughly halves export time and saved_model.pb.
         pack_text = tf.function(self.pack, autograph=False, input_signature=[text])
         pack_pair = tf.function(self.pack, autograph=False, input_signature=[text, text_pair])
+        tokenize_offsets = tf.function(self.tokenizer.tokenize_with_offsets, autograph=False,
+                                       input_signature=[text])
 
         @tf.function(autograph=False, input_signature=[text])
         def serving_default(text):
@@ -245,7 +377,7 @@ class ServingFunctions:
 
         @tf.function(autograph=False, input_signature=[text])
         def tokenize(text):
-            ids, starts, ends = self.tokenizer.tokenize_with_offsets(text)
+            ids, starts, ends = tokenize_offsets(text)
             return {
                 "token_ids": ids.to_tensor(0),
                 "pieces": self.tokenizer.id_to_piece(ids).to_tensor(""),
@@ -267,6 +399,29 @@ class ServingFunctions:
                 return self.classify_packed(pack_pair(text, text_pair))
 
             functions.update(classify=classify, classify_pairs=classify_pairs)
+        elif self.kind == "token_classifier":
+            @tf.function(autograph=False, input_signature=[text])
+            def tag(text):
+                return self.tag_texts(text, tokenize_offsets)
+
+            functions.update(tag=tag)
+        elif self.kind == "span_extractor":
+            @tf.function(autograph=False, input_signature=[
+                tf.TensorSpec([None], tf.string, name="question"),
+                tf.TensorSpec([None], tf.string, name="context")])
+            def answer_logits(question, context):
+                return self.answer_window(question, context, tokenize_offsets)
+
+            functions.update(answer_logits=answer_logits)
+        elif self.kind == "multiple_choice":
+            @tf.function(autograph=False, input_signature=[
+                tf.TensorSpec([None], tf.string, name="prompt"),
+                tf.TensorSpec([None, None], tf.string, name="choices")])
+            def score_choices(prompt, choices):
+                return self.score_choice_rows(prompt, choices, pack_pair)
+
+            functions.update(score_choices=score_choices)
+        assert set(functions) == set(SIGNATURES + HEAD_SIGNATURES[self.kind])
         return functions
 
     def warmup_requests(self) -> list[tuple[str, dict]]:
@@ -280,9 +435,15 @@ class ServingFunctions:
                     ("embed_ids", packed),
                     ("sentence_embedding", {"text": texts}),
                     ("tokenize", {"text": texts})]
-        if self.classifier is not None:
-            requests += [("classify", {"text": texts}),
-                         ("classify_pairs", {"text": texts, "text_pair": pairs})]
+        choices = np.array([[c.encode() for c in row] for row in WARMUP_CHOICES], dtype=object)
+        requests += {
+            "encoder": [],
+            "classifier": [("classify", {"text": texts}),
+                           ("classify_pairs", {"text": texts, "text_pair": pairs})],
+            "token_classifier": [("tag", {"text": texts})],
+            "span_extractor": [("answer_logits", {"question": pairs, "context": texts})],
+            "multiple_choice": [("score_choices", {"prompt": texts, "choices": choices})],
+        }[self.kind]
         return requests
 
 
@@ -297,13 +458,16 @@ def export_saved_model(model, tokenizer=None, base_dir: str | os.PathLike = "sav
     check passed, so a server watching `<base_dir>/<name>` never loads a half-written version.
 
     Args:
-        model: a `BertEncoder`, or a fine-tuned `BertClassifier` (adds `classify` signatures).
-        tokenizer: the `BertTokenizer` of the model's vocabulary (default: the classifier's).
+        model: a `BertEncoder`, or a kbert.tasks head: `BertClassifier` (adds `classify`,
+            `classify_pairs`), `BertTokenClassifier` (`tag`), `BertSpanExtractor`
+            (`answer_logits`) or `BertMultipleChoice` (`score_choices`); a head keeps the
+            encoder's signatures.
+        tokenizer: the `BertTokenizer` of the model's vocabulary (default: the head's).
         base_dir: the server's model base path.
         name: model name (the `/v1/models/<name>` of the REST API).
         version: integer version; None = 1 + the largest existing one. An existing version is
             an error unless `overwrite`.
-        max_length: packed sequence length (default: the classifier's or tokenizer's, 128,
+        max_length: packed sequence length (default: the head's or tokenizer's, 128,
             at most the model's positions);
             longer texts are truncated longest-first like transformers.
         pad_to_max_length: text signatures output [batch, max_length] instead of trimming the
@@ -354,6 +518,33 @@ def export_saved_model(model, tokenizer=None, base_dir: str | os.PathLike = "sav
                  predicted     int32   [B, C]  1 where probability >= 0.5 (multi_label)
                  label_names   string  [B, C]  the class names, repeated per row (REST's row
                                                format needs a batch dimension on every output)
+    `tag` (BertTokenClassifier) - one label per WordPiece of each text (L = labels).
+        inputs:  text          string  [B]
+        outputs: logits        float32 [B, seq, L]  the Keras model's logits
+                 probabilities float32 [B, seq, L]  softmax
+                 label_id      int32   [B, seq]     argmax
+                 label         string  [B, seq]     its name
+                 token_ids, padding_mask int32 [B, seq]  `[CLS] pieces [SEP] [PAD]...`
+                 start_offsets, end_offsets int64 [B, seq]  UTF-8 BYTE offsets of each piece
+                                               in the text; -1 on [CLS], [SEP] and padding
+                 continuation  int32   [B, seq]     1 on "##" pieces: a word is a piece and the
+                                               continuations after it (predict_text labels a
+                                               word by its first piece)
+    `answer_logits` (BertSpanExtractor) - one window `[CLS] question [SEP] context [SEP]`,
+        packed like `encode_examples`' first window: the question's first
+        min(64, max_length - 4) pieces, then as much context as fits; the rest of a longer
+        context is cut (no doc_stride windows: split long contexts client-side).
+        inputs:  question, context string [B]
+        outputs: start_logits, end_logits float32 [B, seq]  -1e4 on padding
+                 context_start_offsets, context_end_offsets int64 [B, seq]  UTF-8 byte offsets
+                                               of the context pieces; -1 elsewhere
+                 context_truncated int32 [B]   context pieces cut off
+                 token_ids, segment_ids, padding_mask int32 [B, seq]
+    `score_choices` (BertMultipleChoice) - each (prompt, choice) packed as a pair.
+        inputs:  prompt  string [B], choices string [B, K] (K >= 1)
+        outputs: scores        float32 [B, K]  the Keras model's logits
+                 probabilities float32 [B, K]  softmax over each row's choices
+                 best_choice   int32   [B]     argmax
 
     Raises:
         ExportError: unusable model / tokenizer / max_length, or an existing version.

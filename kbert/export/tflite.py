@@ -48,8 +48,8 @@ import warnings
 
 import numpy as np
 
-from kbert.export.saved_model import (ExportError, ServingFunctions, resolve_max_length,
-                                      resolve_tokenizer, split_model)
+from kbert.export.saved_model import (ExportError, ServingFunctions, head_kind,
+                                      resolve_max_length, resolve_tokenizer, split_model)
 
 QUANTIZATIONS = ("float32", "float16", "dynamic_int8", "int8")
 FORMS = ("ids", "text")
@@ -244,6 +244,9 @@ def export_tflite(model, path: str | os.PathLike, *, tokenizer=None, inputs: str
     """
     import tensorflow as tf
 
+    if head_kind(model) not in ("encoder", "classifier"):
+        raise ExportError(f"TFLite export takes a BertEncoder or a BertClassifier, not a "
+                          f"{type(model).__name__} (export_saved_model serves every head)")
     if inputs not in FORMS:
         raise ExportError(f"inputs must be one of {FORMS}, got {inputs!r}")
     if quantization not in QUANTIZATIONS:

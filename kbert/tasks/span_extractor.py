@@ -31,6 +31,7 @@ from kbert.tasks.base import TaskModel, as_text_list, head_dropout_rate, is_text
 from kbert.tasks.data import DataError, check_texts
 
 NEG = -1e4  # logit of padding: exp(NEG) is 0 in float32 and it cannot overflow
+MAX_QUESTION_LENGTH = 64  # question pieces kept (the reference's max_query_length)
 
 
 @dataclasses.dataclass
@@ -81,7 +82,7 @@ class BertSpanExtractor(TaskModel):
 
     # ------------------------------------------------------------------ features
     def encode_examples(self, questions, contexts, answers=None, doc_stride: int = 128,
-                        max_question_length: int = 64):
+                        max_question_length: int = MAX_QUESTION_LENGTH):
         """Questions and contexts -> windows.
 
         Args:

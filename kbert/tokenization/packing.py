@@ -80,14 +80,40 @@ def num_truncated(segments: list[tf.RaggedTensor], max_length: int) -> tf.Tensor
     return tf.add_n(lengths) - tf.add_n(kept)
 
 
+def place_segment(segment: tf.RaggedTensor, first: tf.Tensor, kept: tf.Tensor,
+                  max_length: int, fill) -> tf.Tensor:
+    """Dense [batch, max_length]: `segment[row, p - first[row]]` at the packed positions
+    p in [first, first + kept) of each row, `fill` elsewhere (core ops only, any dtype).
+
+    Lays per-piece values (e.g. the tokenizer's offsets) over the packed rows, where
+    `first` is the position of a segment's first piece (1 for A) and `kept` its kept length.
+    """
+    position = tf.range(max_length, dtype=tf.int32)[tf.newaxis, :]
+    first = tf.cast(first, tf.int32)[:, tf.newaxis]
+    inside = (position >= first) & (position < first + tf.cast(kept, tf.int32)[:, tf.newaxis])
+    return tf.where(inside, _take(segment, first, position), tf.cast(fill, segment.dtype))
+
+
+def _take(segment: tf.RaggedTensor, first: tf.Tensor, position: tf.Tensor) -> tf.Tensor:
+    """segment[row, position - first] where that index is valid, for every cell (clipped
+    elsewhere: callers mask those cells)."""
+    # one dummy value so that gathering from an empty batch or empty rows is legal
+    values = tf.concat([segment.flat_values, tf.zeros([1], segment.dtype)], 0)
+    row_start = tf.cast(segment.row_splits[:-1], tf.int32)[:, tf.newaxis]
+    index = tf.clip_by_value(row_start + position - first, 0, tf.size(values) - 1)
+    return tf.gather(values, index)
+
+
 def pack_segments(segments: list[tf.RaggedTensor], max_length: int, cls_id: int, sep_id: int,
-                  pad_id: int = 0) -> dict[str, tf.Tensor]:
+                  pad_id: int = 0, kept: list[tf.Tensor] | None = None) -> dict[str, tf.Tensor]:
     """Truncate, add [CLS]/[SEP], pad: the model inputs of a batch of 1 or 2 segments.
 
     Args:
         segments: [A] or [A, B], int ragged tensors [batch, (n)] of token ids (no specials).
         max_length: output length, >= 2 for one segment, >= 3 for a pair.
         cls_id, sep_id, pad_id: the special-token ids.
+        kept: per segment, int32 [batch] lengths to keep (their sum must fit max_length with
+            the special tokens); default: longest-first truncation (`truncated_lengths`).
 
     Returns:
         dict of int32 [batch, max_length] tensors:
@@ -95,19 +121,17 @@ def pack_segments(segments: list[tf.RaggedTensor], max_length: int, cls_id: int,
         B [SEP], 0 on padding), padding_mask (1 on real tokens, 0 on padding).
     """
     segments = _check(segments, max_length)
-    lengths = [_row_lengths(s) for s in segments]
-    kept = truncated_lengths(lengths, max_length)
+    if kept is None:
+        kept = truncated_lengths([_row_lengths(s) for s in segments], max_length)
+    elif len(kept) != len(segments):
+        raise ValueError(f"kept needs one length per segment, got {len(kept)}")
+    else:
+        kept = [tf.cast(k, tf.int32) for k in kept]
     position = tf.range(max_length, dtype=tf.int32)[tf.newaxis, :]  # [1, max_length]
 
     def take(segment: tf.RaggedTensor, offset: tf.Tensor) -> tf.Tensor:
-        """segment[row, position - offset] where that index is valid, for every cell."""
-        values = tf.cast(segment.flat_values, tf.int32)
-        # one dummy value so that gathering from an empty batch or empty rows is legal
-        values = tf.concat([values, tf.constant([0], tf.int32)], 0)
-        row_start = tf.cast(segment.row_splits[:-1], tf.int32)[:, tf.newaxis]
-        index = row_start + position - offset[:, tf.newaxis]
-        index = tf.clip_by_value(index, 0, tf.size(values) - 1)
-        return tf.gather(values, index)
+        return _take(segment.with_flat_values(tf.cast(segment.flat_values, tf.int32)),
+                     offset[:, tf.newaxis], position)
 
     a_end = 1 + kept[0]  # position of the first [SEP]
     a_end_col = a_end[:, tf.newaxis]
