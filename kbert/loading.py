@@ -195,7 +195,12 @@ def _load_task(directory: str, lower_case: bool | None):
                                f"{TASK_MODEL_FILE} holds a {type(model).__name__}")
     if lower_case is None:
         lower_case = task.get("lower_case")
-    if model.tokenizer is None:  # archives from before the vocabulary was saved inside them
+    try:
+        tokenizer = model.tokenizer
+    except ImportError:  # no TensorFlow (a JAX-only machine): ids in, no text methods
+        model.load_task_extras(directory, task)
+        return model, None
+    if tokenizer is None:  # archives from before the vocabulary was saved inside them
         tokenizer = _tokenizer_beside(directory, model, lower_case, required=True)
         model.set_tokenizer(tokenizer, task.get("max_length"))
     elif lower_case is not None and model.tokenizer.lower_case != lower_case:

@@ -105,3 +105,41 @@ def test_jax_backend_without_tensorflow_matches_tensorflow_backend(tmp_path):
     for name, value in expected.items():
         np.testing.assert_allclose(got[name], keras.ops.convert_to_numpy(value), rtol=0,
                                    atol=1e-5, err_msg=name)
+
+
+TASK_CHILD = CHILD.split("import numpy as np")[0] + textwrap.dedent("""
+    import numpy as np
+    import keras
+    import kbert
+
+    assert keras.backend.backend() == "jax"
+    work = sys.argv[1]
+    loaded = kbert.load(os.path.join(work, "clf"))
+    assert loaded.kind == "task" and loaded.tokenizer is None and loaded.model.trained
+    assert loaded.model.label_map.labels == ["neg", "pos"]
+    data = np.load(os.path.join(work, "io.npz"))
+    logits = loaded.model.predict({k: data[k] for k in data.files}, verbose=0)
+    np.save(os.path.join(work, "jax_logits.npy"), np.asarray(logits))
+    assert not [m for m in sys.modules if m.split(".")[0] == "tensorflow"]
+    print("JAX_CHILD_OK")
+""")
+
+
+def test_a_task_saved_under_tensorflow_loads_and_predicts_on_jax_without_tensorflow(tmp_path):
+    from test_tasks_support import encoder, with_tokenizer
+
+    from kbert.tasks import BertClassifier
+
+    model = with_tokenizer(BertClassifier(encoder(), num_classes=2), max_length=16)
+    model.fit(["good film", "bad film"], ["pos", "neg"], epochs=1, verbose=0)
+    model.save_pretrained(tmp_path / "clf")
+    packed = {k: np.asarray(v) for k, v in
+              model.tokenizer(["good film", "a bad, dull film"], max_length=16).items()}
+    np.savez(tmp_path / "io.npz", **packed)
+    expected = model.predict(packed, verbose=0)
+
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "-c", TASK_CHILD, str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "JAX_CHILD_OK" in proc.stdout, proc.stderr[-4000:]
+    np.testing.assert_allclose(np.load(tmp_path / "jax_logits.npy"), expected, atol=1e-5)

@@ -42,11 +42,12 @@ def is_pair_directory(path) -> bool:
 
 def read_metadata(directory) -> dict:
     path = os.path.join(os.fspath(directory), METADATA_FILE)
+    from kbert.config import read_json_file
+
     try:
-        with open(path, encoding="utf-8") as f:
-            meta = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise PairFileError(f"{path}: cannot read the pairs description ({e})") from None
+        meta = read_json_file(path, PairFileError)
+    except PairFileError as e:
+        raise PairFileError(f"cannot read the pairs description: {e}") from None
     if meta.get("format") != FORMAT_NAME or meta.get("version") != FORMAT_VERSION:
         raise PairFileError(f"{path}: not a {FORMAT_NAME} v{FORMAT_VERSION} description")
     return meta

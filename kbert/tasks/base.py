@@ -104,7 +104,15 @@ class TaskModel(keras.Model):
     # ------------------------------------------------------------------ text side
     @property
     def tokenizer(self):
-        return self.__dict__.get("_text_tokenizer")
+        tokenizer = self.__dict__.get("_text_tokenizer")
+        vocab = self.__dict__.get("_archived_vocab")
+        if tokenizer is None and vocab is not None:  # built on first use: TensorFlow code
+            from kbert.tokenization.tokenizer import BertTokenizer
+
+            tokenizer = BertTokenizer(vocab, lower_case=self.__dict__.get("_lower_case"))
+            self.__dict__["_archived_vocab"] = None
+            self.set_tokenizer(tokenizer)
+        return tokenizer
 
     @property
     def max_length(self) -> int:
@@ -122,6 +130,7 @@ class TaskModel(keras.Model):
 
         check_tokenizer(self.encoder, tokenizer)
         self.__dict__["_text_tokenizer"] = tokenizer
+        self.__dict__["_archived_vocab"] = None
         self.__dict__["_lower_case"] = None if tokenizer is None else bool(tokenizer.lower_case)
         if max_length is not None:
             limit = self.encoder.bert_config.max_position_embeddings
@@ -136,16 +145,19 @@ class TaskModel(keras.Model):
 
     def save_assets(self, dir_path):
         """Keras hook: the vocabulary goes into the `.keras` archive."""
-        if self.tokenizer is not None:
-            self.tokenizer.vocab.save(dir_path)
+        tokenizer = self.__dict__.get("_text_tokenizer")
+        vocab = tokenizer.vocab if tokenizer is not None else self.__dict__.get("_archived_vocab")
+        if vocab is not None:
+            vocab.save(dir_path)
 
     def load_assets(self, dir_path):
-        """Keras hook: rebuild the tokenizer from the archived vocabulary."""
+        """Keras hook: keep the archived vocabulary; the tokenizer (TensorFlow code) is built
+        when text is first used, so the model also loads where only JAX is installed."""
         path = os.path.join(dir_path, ASSET_VOCAB)
         if os.path.isfile(path):
-            from kbert.tokenization.tokenizer import BertTokenizer
+            from kbert.tokenization.vocab import Vocabulary
 
-            self.set_tokenizer(BertTokenizer(path, lower_case=self.__dict__.get("_lower_case")))
+            self.__dict__["_archived_vocab"] = Vocabulary.load(path)
 
     # ------------------------------------------------------------------ raw text in Keras' API
     def encode_text_inputs(self, x, y=None):

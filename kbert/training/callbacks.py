@@ -186,10 +186,12 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     @staticmethod
     def latest(directory: str) -> str | None:
         """The path of the newest complete checkpoint in `directory`, or None."""
+        from kbert.config import read_json_file
+
         try:
-            with open(os.path.join(directory, "checkpoint.json"), encoding="utf-8") as f:
-                path = os.path.join(directory, json.load(f)["file"])
-        except (OSError, ValueError, KeyError):
+            path = os.path.join(directory, read_json_file(
+                os.path.join(directory, "checkpoint.json"), ValueError)["file"])
+        except (ValueError, KeyError, TypeError):
             return None
         return path if os.path.isfile(path) else None
 
@@ -223,12 +225,13 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     # ------------------------------------------------------------------ reading
     def _record(self) -> dict | None:
         """The committed metadata (None: no backup), with `path` = the verified weights file."""
-        try:
-            with open(self._training_metadata_path, encoding="utf-8") as f:
-                record = json.load(f)
-        except FileNotFoundError:
+        from kbert.config import read_json_file
+
+        if not os.path.exists(self._training_metadata_path):
             return None
-        except (OSError, ValueError) as e:
+        try:
+            record = read_json_file(self._training_metadata_path, ValueError)
+        except ValueError as e:
             raise BackupCorrupt(f"{self._training_metadata_path} cannot be read ({e}); delete "
                                 f"{self.backup_dir} to start the run over") from None
         if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):

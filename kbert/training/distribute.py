@@ -269,8 +269,9 @@ def tfrecord_shards(corpus) -> int | None:
     if not isinstance(corpus, (str, os.PathLike)) or not os.path.isfile(
             os.path.join(corpus, "pairs.json")):
         return None
-    with open(os.path.join(corpus, "pairs.json"), encoding="utf-8") as f:
-        meta = json.load(f)
+    from kbert.config import read_json_file
+
+    meta = read_json_file(os.path.join(corpus, "pairs.json"), ValueError)
     return len(((meta.get("splits") or {}).get("train") or {}).get("files") or [])
 
 

@@ -21,7 +21,6 @@ Files written in `output_dir`:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -186,10 +185,12 @@ def build_datasets(config: PretrainConfig, tokenizer, resume_epoch: int = 0):
 
 
 def _resume_epoch(backup_dir: str) -> int:
+    from kbert.config import read_json_file
+
     try:
-        with open(os.path.join(backup_dir, "training_metadata.json"), encoding="utf-8") as f:
-            return int(json.load(f)["epoch"])
-    except (OSError, ValueError, KeyError):
+        return int(read_json_file(os.path.join(backup_dir, "training_metadata.json"),
+                                  ValueError)["epoch"])
+    except (ValueError, KeyError, TypeError):
         return 0
 
 
