@@ -56,10 +56,9 @@ def _read_texts(args) -> list[str]:
     if args.input and args.texts:
         raise ValueError("give texts as arguments or with --input, not both")
     if args.input:
-        if args.input == "-":
-            return [line.rstrip("\r\n") for line in sys.stdin]
-        with open(args.input, encoding="utf-8") as f:
-            return [line.rstrip("\r\n") for line in f]
+        from kbert.textfiles import read_lines
+
+        return read_lines(args.input)
     if not args.texts:
         raise ValueError("no texts: pass them as arguments or with --input FILE")
     return list(args.texts)
