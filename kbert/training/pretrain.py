@@ -129,8 +129,9 @@ def prepare_vocabulary(config: PretrainConfig, log=print):
         log(f"vocabulary: reusing {vocab.size} entries in {config.output_dir}")
         return vocab
     start = time.perf_counter()
+    log(f"vocabulary: training {config.vocab_size} entries on the corpus")
     vocab = train_vocabulary(config.corpus, vocab_size=config.vocab_size,
-                             output_dir=config.output_dir)
+                             output_dir=config.output_dir, log=lambda line: log(f"  {line}"))
     log(f"vocabulary: trained {vocab.size} entries in {time.perf_counter() - start:.0f}s")
     return vocab
 
