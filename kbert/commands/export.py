@@ -60,10 +60,19 @@ def load_model(source: str, vocab: str | None = None):
     return model, tokenizer
 
 
+def encoder_of(model):
+    """The BertEncoder of what `load_model` returns (an encoder, or a classifier's)."""
+    return model.encoder if hasattr(model, "encoder") else model
+
+
 def run(args: argparse.Namespace) -> int:
     from kbert.export.saved_model import export_saved_model
 
+    from kbert.config import check_max_length
+
     model, tokenizer = load_model(args.model, args.vocab)
+    if args.max_length is not None:
+        check_max_length(args.max_length, encoder_of(model).bert_config.max_position_embeddings)
     name = args.name or os.path.basename(os.path.normpath(args.model)).removesuffix(".keras")
     path = export_saved_model(
         model, tokenizer, args.base_dir, name=name, version=args.version,

@@ -101,6 +101,16 @@ class BertClassifier(TaskModel):
         self.logits.build((None, hidden))
         self.built = True
 
+    def set_tokenizer(self, tokenizer, max_length: int | None = None) -> None:
+        """As TaskModel's, with max_length checked by `kbert.config.check_max_length` (the rule
+        and message every --max-length shares; `kbert finetune` names its flag in it)."""
+        if max_length is not None:
+            from kbert.config import check_max_length
+
+            max_length = check_max_length(
+                max_length, self.encoder.bert_config.max_position_embeddings, "max_length")
+        super().set_tokenizer(tokenizer, max_length)
+
     def call(self, inputs, training=False):
         if self.pooling in ("pooled", "cls"):  # [CLS] only: the last block computes that row
             pooled, cls = self.encode_cls(inputs, training=training)
