@@ -2,13 +2,20 @@
 
 A command module defines `add_arguments(parser)` and `run(args) -> int`. Modules are imported
 only when their command runs, so `kbert --help` starts fast and needs no TensorFlow.
+
+Before a command runs, TensorFlow is imported with its native log lines hidden
+(`quiet_tensorflow`) unless `--verbose` is given (before or after the command) or
+TF_CPP_MIN_LOG_LEVEL is set in the environment.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import re
 import sys
+import tempfile
 
 # name -> (module under kbert.commands, one-line help). The order is the order `--help` shows.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -26,20 +33,109 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+VERBOSE_HELP = "show TensorFlow's own log lines (hidden by default)"
+
+# A line of absl / glog native logging: "I0000 00:00:1796292999.164198    5234 port.cc:153] ..."
+_NATIVE_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+:\d+\]")
+_ABSL_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called"
+# A line that starts something of Python's own (kept even right after a native line).
+_PYTHON_LINE = re.compile(r"^(Traceback |\S+:\d+: \w*(Warning|Error)\b|\w+(Warning|Error): )")
+
+
 def _parser(command: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kbert",
         description="BERT end to end: vocabulary, pre-training, fine-tuning, embeddings, export.")
     from kbert import __version__
     parser.add_argument("--version", action="version", version=f"kbert {__version__}")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == command:
             module = importlib.import_module(f"kbert.commands.{module_name}")
             module.add_arguments(p)
+            # also after the command: `kbert finetune --verbose ...`
+            p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                           help=VERBOSE_HELP)
             p.set_defaults(_run=module.run)
     return parser
+
+
+def native_log_filter(text: str) -> str:
+    """`text` (captured standard error) without absl / TensorFlow native log records: lines
+    with the glog prefix, the continuation lines that follow one, and absl's "All log messages
+    before absl::InitializeLog()" notice. Every other line is kept, in order."""
+    kept, in_record = [], False
+    for line in text.splitlines(keepends=True):
+        if _NATIVE_LOG.match(line) or line.startswith(_ABSL_PREAMBLE):
+            in_record = True
+            continue
+        if in_record and line.strip() and not _PYTHON_LINE.match(line):
+            continue  # e.g. cpu_feature_guard's second line "To enable the following ..."
+        in_record = False
+        kept.append(line)
+    return "".join(kept)
+
+
+def quiet_tensorflow() -> None:
+    """Import TensorFlow and initialise its devices with the native log lines hidden.
+
+    Sets TF_CPP_MIN_LOG_LEVEL=3 (later C++ logging), quiets the `absl` and `tensorflow` Python
+    loggers, and runs `import tensorflow` + `tf.config.list_physical_devices()` - where absl
+    writes, before its logging is initialised and regardless of TF_CPP_MIN_LOG_LEVEL, lines
+    such as "port.cc:153] oneDNN custom operations are on" or "cuda_platform.cc:52] failed call
+    to cuInit" - with file descriptor 2 sent to a temporary file; what was captured is then
+    written to the real standard error minus those lines (`native_log_filter`).
+    """
+    import logging
+
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    captured = tempfile.TemporaryFile()
+    try:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+        captured.seek(0)
+        rest = native_log_filter(captured.read().decode("utf-8", "replace"))
+        captured.close()
+        if rest:
+            sys.stderr.write(rest)
+            sys.stderr.flush()
+    for name in ("absl", "tensorflow"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:
+        pass
+
+
+class _LineTracker:
+    """Standard output, remembering whether its last character ended a line (so that a
+    message after Ctrl-C does not start in the middle of a progress bar)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.at_line_start = True
+
+    def write(self, text):
+        if text:
+            self.at_line_start = text.endswith("\n")
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,9 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    stdout = sys.stdout
+    tracker = sys.stdout = _LineTracker(stdout)
     try:
+        if not args.verbose and "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+            quiet_tensorflow()  # every command runs TensorFlow (Keras' backend, tf.data, tf-text)
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
+        if not tracker.at_line_start:  # e.g. a progress bar: end its line first
+            print(flush=True)
         print("kbert: interrupted", file=sys.stderr)
         return 130
     except (ValueError, OSError) as e:  # the library's own errors are ValueError subclasses
@@ -60,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"kbert {args.command}: error: {e}", file=sys.stderr)
         return 1
+    finally:
+        if sys.stdout is tracker:
+            sys.stdout = stdout
 
 
 if __name__ == "__main__":

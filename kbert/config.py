@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import operator
 import os
 from typing import Any
 
@@ -204,9 +205,34 @@ class BertConfig:
                 f"vocab_size={self.vocab_size}; use the vocab.txt the model was trained with")
 
 
+class MaxLengthError(ConfigError):
+    """A sequence length outside what a model takes; `value`, `limit` and `flag` say which."""
+
+    def __init__(self, value, limit: int, flag: str = "--max-length"):
+        self.value, self.limit, self.flag = value, limit, flag
+        super().__init__(f"{flag} {value}: the model takes 2 to {limit} tokens (its "
+                         f"max_position_embeddings)")
+
+    def for_flag(self, flag: str) -> "MaxLengthError":
+        """The same error, naming another option (a command's flag for a library argument)."""
+        return MaxLengthError(self.value, self.limit, flag)
+
+
 def check_max_length(value, limit: int, flag: str = "--max-length") -> int:
-    """The one rule for a sequence length: an integer from 2 to the model's positions."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= limit:
-        raise ConfigError(f"{flag} {value!r}: the model takes 2 to {limit} tokens (its "
-                          f"max_position_embeddings)")
-    return value
+    """`value` as an int if 2 <= value <= limit (the model's max_position_embeddings), else
+    MaxLengthError: the one rule and message of every `--max-length` ([CLS] and [SEP] counted).
+
+    >>> check_max_length(128, 512)
+    128
+    >>> check_max_length(100000, 512)
+    Traceback (most recent call last):
+    ...
+    kbert.config.MaxLengthError: --max-length 100000: the model takes 2 to 512 tokens (its max_position_embeddings)
+    """
+    try:
+        number = operator.index(value)  # ints and numpy integers, not floats or strings
+    except TypeError:
+        number = None
+    if isinstance(value, bool) or number is None or not 2 <= number <= limit:
+        raise MaxLengthError(value, limit, flag)
+    return number

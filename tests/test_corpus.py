@@ -114,6 +114,23 @@ def test_non_utf8_file_error_names_the_file_or_replaces(tmp_path):
     assert docs[0].sentences == ("Caf\ufffd au lait.", "Tr\ufffds bien.")
 
 
+@pytest.mark.parametrize("compress", [False, True])
+def test_non_utf8_corpus_error_names_the_line_and_column(tmp_path, compress):
+    from kbert.corpora import read_lines
+
+    path = tmp_path / ("corpus.txt.gz" if compress else "corpus.txt")
+    text = "First line.\nSecond line.\n\nThe na\u00efve caf\u00e9.\n"
+    raw = text.encode("utf-8").replace("caf\u00e9".encode("utf-8"), "caf\u00e9".encode("latin-1"))
+    path.write_bytes(gzip.compress(raw) if compress else raw)
+    expected = (f"{path}, line 4: not valid UTF-8 (byte 0xe9 at column 14); re-save it as UTF-8")
+    with pytest.raises(CorpusError) as info:
+        list(read_lines(str(path)))
+    assert str(info.value) == expected
+    with pytest.raises(CorpusError) as info:
+        list(iter_documents(str(path)))
+    assert str(info.value) == expected
+
+
 def test_heldout_split_is_deterministic_disjoint_and_sized(austen_docs):
     train = [d.doc_id for d in iter_documents("austen", split="train")]
     heldout = [d.doc_id for d in iter_documents("austen", split="heldout")]

@@ -83,6 +83,9 @@ def test_pretrain_then_fill_mask_end_to_end(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "vocabulary: reusing" in result.stdout
     assert re.search(r"Epoch 2/2", result.stdout)
+    # stdout is a pipe: one plain line per epoch, no progress-bar escapes or redraws
+    assert "\x1b[" not in result.stdout and "\r" not in result.stdout
+    assert len(re.findall(r"^20/20 - \d+s - .*loss: ", result.stdout, re.M)) == 2
     held = re.search(r"MLM accuracy\s+([\d.]+)\s+\(always predicting the most frequent token "
                      r"'.+': ([\d.]+);", result.stdout)
     assert held, result.stdout[-2000:]

@@ -164,3 +164,17 @@ def test_text_dataset_buckets_training_batches_by_length():
         seen += np.asarray(targets).tolist()
     assert sorted(seen) == list(range(12))
     assert int(ds.cardinality()) == batches == 4  # known up front: a progress bar from epoch 1
+
+
+@pytest.mark.parametrize("name, content", [
+    ("reviews.csv", "text,label\ngood film,pos\nbad film,neg\nle caf\u00e9 est bon,pos\n"),
+    ("reviews.jsonl", '{"text": "good", "label": "pos"}\n{"text": "caf\u00e9", "label": "neg"}\n'),
+])
+def test_latin1_file_error_names_the_line_and_column(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content.encode("latin-1"))
+    with pytest.raises(DataError) as info:
+        load_labelled(str(path))
+    line, column = (4, 7) if name.endswith(".csv") else (2, 14)
+    assert str(info.value) == (f"{path}, line {line}: not valid UTF-8 (byte 0xe9 at column "
+                               f"{column}); re-save it as UTF-8")

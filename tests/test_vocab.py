@@ -247,5 +247,27 @@ def test_cli_vocab_writes_both_files(tmp_path, capsys):
     assert "vocab.txt" in capsys.readouterr().out
     vocab = Vocabulary.load(out)
     assert vocab.size <= 200 and vocab.counts is not None and vocab.tokens[0] == "[PAD]"
-    assert main(["vocab", "--corpus", str(tmp_path / "nope"), "--output", str(out)]) == 1
+    assert main(["vocab", "--corpus", str(tmp_path / "nope"), "--output",
+                 str(tmp_path / "other")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_training_logs_its_steps_and_names_a_bad_line(tmp_path):
+    lines = []
+    corpus = write(tmp_path / "corpus.txt", CORPUS)
+    train_vocabulary(str(corpus), vocab_size=200, log=lines.append)
+    assert lines[0] == "reading 1 file (0.0 MB) ..."
+    assert lines[1].startswith("counted ") and " distinct words (" in lines[1]
+    assert lines[2] == "training WordPiece to 200 entries (pieces seen >= 2 times) ..."
+    assert lines[-1].endswith("s in all)") and "vocabulary done" in lines[-1]
+    assert all("\n" not in line for line in lines)
+
+    from kbert.corpora import CorpusError
+
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("the cat sat\nthe caf\u00e9 was open\n".encode("latin-1"))
+    # The reading runs inside tf.data: the error must arrive as it was raised, not wrapped.
+    with pytest.raises(CorpusError) as info:
+        train_vocabulary([str(corpus), str(bad)], vocab_size=200)
+    assert str(info.value) == (f"{bad}, line 2: not valid UTF-8 (byte 0xe9 at column 8); "
+                               f"re-save it as UTF-8")

@@ -28,9 +28,9 @@ def _texts(args) -> list[str]:
     if args.input and args.texts:
         raise ValueError("give texts as arguments or with --input, not both")
     if args.input:
-        stream = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
-        with stream:
-            return [line.rstrip("\r\n") for line in stream if line.strip()]
+        from kbert.textfiles import read_lines
+
+        return [line for line in read_lines(args.input) if line.strip()]
     if not args.texts:
         raise ValueError("no texts: pass them as arguments or with --input")
     return list(args.texts)

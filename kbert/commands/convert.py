@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--to-transformers", metavar="DIR",
                         help="a kbert (or transformers / Google) model dir to export")
     parser.add_argument("--output", required=True, help="directory to write")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into an --output directory that already holds files")
     parser.add_argument("--hidden-act", choices=("gelu", "gelu_tanh", "relu"), default=None,
                         help="--from-google only: override the activation (default gelu_tanh, "
                              "what the original code computes for 'gelu')")
@@ -51,6 +53,7 @@ def _probe_outputs(encoder, tokenizer) -> np.ndarray:
 def run(args: argparse.Namespace) -> int:
     from kbert import convert
     from kbert.loading import load
+    from kbert.outputs import check_output
 
     def reload(directory):
         loaded = load(directory)
@@ -58,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.hidden_act and not args.from_google:
         raise ValueError("--hidden-act applies to --from-google only")
+    check_output(args.output, overwrite=args.overwrite, flag="--output")
     start = time.perf_counter()
     if args.from_transformers:
         encoder, tokenizer = convert.load_transformers_checkpoint(args.from_transformers)

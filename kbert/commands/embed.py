@@ -43,8 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sentence level: L2-normalise the vectors")
     parser.add_argument("--layer", type=int, default=-1,
                         help="0 = embeddings output, i = block i, -1 = last (default)")
-    parser.add_argument("--max-length", type=int, default=512,
-                        help="longest sequence incl. [CLS]/[SEP]; longer texts are truncated")
+    parser.add_argument("--max-length", type=int, default=None,
+                        help="longest sequence incl. [CLS]/[SEP], 2 to the model's "
+                             "max_position_embeddings (default: that, at most 512); longer "
+                             "texts are truncated")
     parser.add_argument("--truncation", choices=("warn", "error"), default="warn",
                         help="what a text longer than --max-length does (default: warn)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -56,10 +58,9 @@ def _read_texts(args) -> list[str]:
     if args.input and args.texts:
         raise ValueError("give texts as arguments or with --input, not both")
     if args.input:
-        if args.input == "-":
-            return [line.rstrip("\r\n") for line in sys.stdin]
-        with open(args.input, encoding="utf-8") as f:
-            return [line.rstrip("\r\n") for line in f]
+        from kbert.textfiles import read_lines
+
+        return read_lines(args.input)
     if not args.texts:
         raise ValueError("no texts: pass them as arguments or with --input FILE")
     return list(args.texts)
@@ -118,11 +119,18 @@ def _records(texts, level, result, width: int):
 def run(args: argparse.Namespace) -> int:
     from kbert.embeddings import ContextualEmbedder
 
+    from kbert.config import check_max_length
+
     pooling = _check(args)
     texts = _read_texts(args)
+    requested = args.max_length  # checked against the model's positions once it is loaded
+    if requested is None or requested < 2:
+        args.max_length = 512  # the embedder caps it at the model's positions
     embedder = ContextualEmbedder.from_pretrained(
         args.model, max_length=args.max_length, batch_size=args.batch_size,
         truncation=args.truncation)
+    if requested is not None:
+        check_max_length(requested, embedder.encoder.bert_config.max_position_embeddings)
     if args.level == "token":
         result = embedder.tokens(texts, layer=args.layer)
     elif args.level == "word":

@@ -52,7 +52,12 @@ def load_model(source: str, vocab: str | None = None):
 def run(args: argparse.Namespace) -> int:
     from kbert.export.saved_model import export_saved_model
 
+    from kbert.config import check_max_length
+    from kbert.loading import encoder_of
+
     model, tokenizer = load_model(args.model, args.vocab)
+    if args.max_length is not None:
+        check_max_length(args.max_length, encoder_of(model).bert_config.max_position_embeddings)
     name = args.name or os.path.basename(os.path.normpath(args.model)).removesuffix(".keras")
     path = export_saved_model(
         model, tokenizer, args.base_dir, name=name, version=args.version,

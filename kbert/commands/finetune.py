@@ -61,7 +61,9 @@ def add_arguments(parser) -> None:
         parser.add_argument(flag, dest=key, type=kind, default=None, help=help_text + shown)
     parser.add_argument("--no-header", dest="header", action="store_false", default=None,
                         help="the CSV/TSV files have no header row; columns are indices")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress output while training")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into an --output-dir that already holds files")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
 
 
@@ -111,12 +113,18 @@ def _load(path: str, options: dict):
 
 def run(args) -> int:
     options = resolve_options(args)
+    from kbert.config import MaxLengthError
+    from kbert.outputs import check_output
+
+    check_output(options["output_dir"], overwrite=args.overwrite, flag="--output-dir")
     from kbert.training.distribute import DistributedJob
 
     # First: MultiWorkerMirroredStrategy must be created before any other TensorFlow op.
     job = DistributedJob(options["strategy"], options["output_dir"])
     try:
         return _run(options, args, job)
+    except MaxLengthError as e:  # raised by the model for its max_length: name the flag
+        raise e.for_flag("--max-length") from None
     finally:
         job.close()
 
@@ -124,6 +132,7 @@ def run(args) -> int:
 def _run(options: dict, args, job) -> int:
     import keras
 
+    from kbert.outputs import fit_verbosity
     from kbert.tasks import BertClassifier, stratified_split
     from kbert.tasks.data import LabelMap
 
@@ -161,7 +170,7 @@ def _run(options: dict, args, job) -> int:
             warmup=options["warmup"], weight_decay=options["weight_decay"],
             layerwise_lr_decay=options["layerwise_lr_decay"],
             early_stopping_patience=options["early_stopping"], seed=options["seed"],
-            verbose=0 if args.quiet else "auto")
+            verbose=0 if args.quiet else fit_verbosity())
     model.save_pretrained(out)
 
     metrics = {"options": options, "history": {k: [float(v) for v in vals]

@@ -6,7 +6,8 @@
     kbert pretrain --strategy multiworker ...      # on every host, with its TF_CONFIG set
 
 Flags override the JSON config file, which overrides the defaults (`PretrainConfig`).
-Re-running the same command after an interruption resumes where the last epoch ended.
+Re-running the same command after an interruption resumes where the last epoch ended. A new
+run refuses an --output-dir holding anything but that run's own files unless --overwrite.
 """
 
 from __future__ import annotations
@@ -55,7 +56,11 @@ def add_arguments(parser) -> None:
                         help="compile the train step with XLA (the default)")
     parser.add_argument("--no-xla", dest="jit_compile", action="store_false",
                         help="run the train step without XLA")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar: one line per epoch (also when the output is piped)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start a new run in an --output-dir that holds other files (by "
+                             "default only the same run's own files are accepted: it resumes)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
@@ -106,8 +111,14 @@ def report(summary: dict) -> str:
 
 
 def run(args) -> int:
-    from kbert.training.pretrain import pretrain
+    from kbert.outputs import check_output
+    from kbert.training.pretrain import is_same_run, pretrain
 
-    summary = pretrain(config_from_args(args))
+    config = config_from_args(args)
+    # A new run must not write over other work; the same run (its backup/, its vocabulary, a
+    # finished run of the same configuration) goes on there as before.
+    check_output(config.output_dir, overwrite=args.overwrite, flag="--output-dir",
+                 own=lambda path: is_same_run(config, path))
+    summary = pretrain(config)
     print(report(summary), flush=True)
     return 0

@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-calibration", type=int, default=200,
                         help="how many calibration texts (default 200)")
     parser.add_argument("--vocab", help="vocab.txt, when it is not beside the model")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace .tflite files (and their .json sidecars) that exist")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
 
 
@@ -53,7 +55,10 @@ def _calibration_texts(source: str, count: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kbert.export.tflite import FORMS, QUANTIZATIONS, export_tflite
+    from kbert.config import check_max_length
+    from kbert.loading import encoder_of
+    from kbert.export.tflite import FORMS, METADATA_SUFFIX, QUANTIZATIONS, export_tflite
+    from kbert.outputs import check_output
 
     quantizations = list(QUANTIZATIONS) if "all" in args.quantization else args.quantization
     for q in quantizations:
@@ -64,17 +69,21 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--pairs applies to --inputs text")
     if args.num_calibration < 1:
         raise ValueError("--num-calibration must be >= 1")
-    model, tokenizer = load_model(args.model, args.vocab)
-    texts = (_calibration_texts(args.calibration, args.num_calibration)
-             if "int8" in quantizations else None)
     variants = [(f, q) for f in forms for q in quantizations]
     single = len(variants) == 1 and not os.path.isdir(args.output)
     if single and not args.output.endswith(".tflite"):
         raise ValueError(f"--output must end in .tflite for one variant, got {args.output!r}")
+    paths = [args.output if single else os.path.join(args.output, f"{form}-{quantization}.tflite")
+             for form, quantization in variants]
+    check_output([p + suffix for p in paths for suffix in ("", METADATA_SUFFIX)],
+                 overwrite=args.overwrite, flag="--output")
+    model, tokenizer = load_model(args.model, args.vocab)
+    if args.max_length is not None:
+        check_max_length(args.max_length, encoder_of(model).bert_config.max_position_embeddings)
+    texts = (_calibration_texts(args.calibration, args.num_calibration)
+             if "int8" in quantizations else None)
     print(f"{'file':<48} {'size':>10}")
-    for form, quantization in variants:
-        path = args.output if single else os.path.join(args.output,
-                                                       f"{form}-{quantization}.tflite")
+    for (form, quantization), path in zip(variants, paths):
         export_tflite(model, path, tokenizer=tokenizer, inputs=form, quantization=quantization,
                       pairs=args.pairs, max_length=args.max_length, representative_texts=texts)
         print(f"{path:<48} {os.path.getsize(path) / 1e6:>8.2f} MB")

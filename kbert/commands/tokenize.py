@@ -1,6 +1,7 @@
 """`kbert tokenize`: show the WordPiece pieces, ids and byte offsets of texts.
 
     kbert tokenize --vocab runs/vocab "Embeddings are fun." "Another text"
+    kbert tokenize --vocab runs/vocab --input texts.txt
     echo "from stdin" | kbert tokenize --vocab runs/vocab --json
 """
 
@@ -8,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,6 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="vocab.txt or a directory holding one")
     parser.add_argument("texts", nargs="*",
                         help="texts to tokenize; none: one text per line of standard input")
+    parser.add_argument("--input", help="file with one text per line ('-' = standard input)")
     case = parser.add_mutually_exclusive_group()
     case.add_argument("--lower-case", dest="lower_case", action="store_true", default=None,
                       help="lower-case and strip accents (default: inferred from the vocabulary)")
@@ -29,10 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
+    from kbert.textfiles import read_lines
     from kbert.tokenization.tokenizer import BertTokenizer
 
-    texts = args.texts or [line.rstrip("\r\n") for line in sys.stdin]
+    if args.input and args.texts:
+        raise ValueError("give texts as arguments or with --input, not both")
+    texts = args.texts or read_lines(args.input or "-")
     tokenizer = BertTokenizer(args.vocab, lower_case=args.lower_case)
     ids, starts, ends = tokenizer.tokenize_with_offsets(texts)
     pieces = tokenizer.id_to_piece(ids)

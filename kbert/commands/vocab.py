@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 
@@ -22,16 +21,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="[unusedN] placeholder entries after the special tokens (default 0)")
     parser.add_argument("--output", required=True,
                         help="directory to write vocab.txt and vocab_counts.txt into")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into an --output directory that already holds files")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
 
 
 def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
+    from kbert.outputs import check_output
     from kbert.tokenization.vocab import train_vocabulary
 
+    check_output(args.output, overwrite=args.overwrite, flag="--output")
     start = time.perf_counter()
     vocab = train_vocabulary(args.corpus, vocab_size=args.vocab_size, lower_case=not args.cased,
-                             num_unused=args.num_unused, output_dir=args.output)
+                             num_unused=args.num_unused, output_dir=args.output,
+                             log=lambda line: print(line, flush=True))
     seconds = time.perf_counter() - start
     counts = vocab.counts
     total = int(counts.sum())

@@ -20,6 +20,8 @@ import os
 from importlib import resources
 from typing import Iterable, Iterator
 
+from kbert.textfiles import not_utf8
+
 TEXT_SUFFIXES = (".txt", ".txt.gz", ".gz", ".text")
 
 
@@ -79,17 +81,15 @@ def open_text(path: str, errors: str = "strict"):
 def read_lines(paths: str | Iterable[str], errors: str = "strict") -> Iterator[str]:
     """Yield every line (without its newline) of every file, streaming.
 
-    errors="strict" raises CorpusError naming the file and byte offset of invalid UTF-8;
-    "replace" substitutes U+FFFD instead.
+    errors="strict" raises CorpusError naming the file, line and column of invalid UTF-8
+    (`kbert.textfiles.not_utf8`); "replace" substitutes U+FFFD instead.
     """
     for path in expand_paths(paths):
         try:
             with open_text(path, errors=errors) as f:
                 for line in f:
                     yield line.rstrip("\r\n")
-        except UnicodeDecodeError as e:
-            raise CorpusError(
-                f"{path}: not valid UTF-8 ({e.reason} at byte {e.start}); convert the file to "
-                f"UTF-8 or pass errors='replace'") from None
+        except UnicodeDecodeError:
+            raise not_utf8(path, CorpusError) from None
         except (OSError, EOFError) as e:
             raise CorpusError(f"{path}: cannot be read ({e})") from None

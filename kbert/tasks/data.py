@@ -21,6 +21,8 @@ Example:
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
 import dataclasses
 import json
@@ -29,6 +31,8 @@ import re
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+
+from kbert.textfiles import not_utf8
 
 _INT = re.compile(r"[+-]?\d+")
 
@@ -199,10 +203,21 @@ def _int_labels_if_all_int(labels: list) -> list:
     return labels
 
 
+@contextlib.contextmanager
+def _decoding_errors(path: str, encoding: str):
+    """A UTF-8 file that does not decode -> DataError naming its line and column."""
+    try:
+        yield
+    except UnicodeDecodeError:
+        if codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig"):
+            raise
+        raise not_utf8(path, DataError) from None
+
+
 def _rows_from_file(path: str, fmt: str, header: bool, delimiter: str | None, encoding: str):
     if fmt == "jsonl":
         rows = []
-        with open(path, encoding=encoding) as f:
+        with _decoding_errors(path, encoding), open(path, encoding=encoding) as f:
             for number, line in enumerate(f, 1):
                 if not line.strip():
                     continue
@@ -215,7 +230,7 @@ def _rows_from_file(path: str, fmt: str, header: bool, delimiter: str | None, en
                 rows.append(row)
         return rows, sorted({k for r in rows for k in r})
     delimiter = delimiter or ("\t" if fmt == "tsv" else ",")
-    with open(path, encoding=encoding, newline="") as f:
+    with _decoding_errors(path, encoding), open(path, encoding=encoding, newline="") as f:
         reader = csv.reader(f, delimiter=delimiter)
         rows = [r for r in reader if r]
     if not header:

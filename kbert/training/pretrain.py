@@ -21,6 +21,7 @@ Files written in `output_dir`:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import time
@@ -70,7 +71,8 @@ class PretrainConfig:
                                         # (seeds seed, seed + 1, ...): ~1,700 NSP pairs for the
                                         # default run instead of ~580, i.e. +-0.011 not +-0.019
     examples: int = 5
-    verbose: int = 1
+    verbose: int | str = "auto"         # Keras fit: "auto" = the progress bar on a terminal,
+                                        # one plain line per epoch when piped (2); 0 = silent
     strategy: str | None = None         # None, "mirrored", "multiworker", "tpu": see
                                         # kbert/training/distribute.py; batch_size is global
 
@@ -113,6 +115,43 @@ class PretrainConfig:
         return self.epochs * self.steps_per_epoch
 
 
+# Everything a run writes in output_dir (see the module docstring), and the keys of its summary
+# config that do not change what the run computes.
+RUN_FILES = frozenset({"vocab.txt", "vocab_counts.txt", "model_config.json", "encoder.keras",
+                       "pretrainer.keras", "tmp-encoder.keras", "tmp-pretrainer.keras",
+                       "checkpoints", "backup", "logs", "history.csv", SUMMARY_FILE})
+_PRESENTATION_KEYS = ("output_dir", "verbose")
+
+
+def is_same_run(config: PretrainConfig, directory: str | None = None) -> bool:
+    """Whether `directory` (default config.output_dir) holds this run's own files only, so that
+    `pretrain(config)` continues or repeats it there rather than replacing another's work:
+    every entry is a file the run writes (a vocabulary put there to be reused included), and a
+    finished run's summary.json has the same configuration (output_dir and verbosity aside).
+    An unfinished run (backup/) is resumed; `model_config` refuses one of a different model."""
+    directory = config.output_dir if directory is None else directory
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return False
+    if any(n not in RUN_FILES and not n.startswith(".kbert-write-test-") for n in names):
+        return False
+    if SUMMARY_FILE in names and "backup" not in names:
+        try:
+            with open(os.path.join(directory, SUMMARY_FILE), encoding="utf-8") as f:
+                previous = json.load(f)["config"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        if not isinstance(previous, dict):
+            return False
+        current = json.loads(json.dumps(dataclasses.asdict(config)))
+        for values in (previous, current):
+            for key in _PRESENTATION_KEYS:
+                values.pop(key, None)
+        return previous == current
+    return True
+
+
 # ---------------------------------------------------------------------------------- parts
 def prepare_vocabulary(config: PretrainConfig, log=print):
     """The given vocabulary, else the one in output_dir (a re-run reuses it), else a new one."""
@@ -128,8 +167,9 @@ def prepare_vocabulary(config: PretrainConfig, log=print):
         log(f"vocabulary: reusing {vocab.size} entries in {config.output_dir}")
         return vocab
     start = time.perf_counter()
+    log(f"vocabulary: training {config.vocab_size} entries on the corpus")
     vocab = train_vocabulary(config.corpus, vocab_size=config.vocab_size,
-                             output_dir=config.output_dir)
+                             output_dir=config.output_dir, log=lambda line: log(f"  {line}"))
     log(f"vocabulary: trained {vocab.size} entries in {time.perf_counter() - start:.0f}s")
     return vocab
 
@@ -291,6 +331,7 @@ def _pretrain(config: PretrainConfig, log, job) -> dict:
     import keras
 
     from kbert.models.pretrainer import BertPretrainer
+    from kbert.outputs import fit_verbosity
     from kbert.tokenization.tokenizer import BertTokenizer
     from kbert.training.callbacks import (AtomicCheckpoint, StopOnDivergence, TrainingDiverged,
                                           write_json_atomic)
@@ -336,12 +377,13 @@ def _pretrain(config: PretrainConfig, log, job) -> dict:
     divergence = StopOnDivergence()
     checkpoints = AtomicCheckpoint(os.path.join(out, "checkpoints"), config.checkpoint_every,
                                    config.keep_checkpoints)
-    backup = job.backup(backup_dir, verbose=bool(config.verbose))
+    verbose = fit_verbosity() if config.verbose == "auto" else config.verbose
+    backup = job.backup(backup_dir, verbose=bool(verbose))
     loggers = metric_loggers(out, config.steps_per_epoch, log)
     fit_start = time.perf_counter()
     history = model.fit(train_ds, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
                         callbacks=[divergence, backup, checkpoints, *loggers],
-                        verbose=config.verbose)
+                        verbose=verbose)
     fit_seconds = time.perf_counter() - fit_start
     if divergence.diverged_at_step is not None:
         latest = AtomicCheckpoint.latest(checkpoints.directory)
