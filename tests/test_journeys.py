@@ -50,7 +50,7 @@ def _run(args, cwd, timeout=600):
                             timeout=timeout)
     assert result.returncode == 0, (f"{args[:4]} exited {result.returncode}\n"
                                     f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    pass  # TEMP
+    assert not NATIVE_LOG.search(result.stderr), result.stderr[-3000:]
     return result
 
 
