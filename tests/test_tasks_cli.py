@@ -75,3 +75,15 @@ def test_classify_bad_input(tmp_path):
         classify.run(_args(classify, ["--model", str(tmp_path)]))
     with pytest.raises(ValueError, match="even number"):
         classify.run(_args(classify, ["--model", str(tmp_path), "--pair", "a", "b", "c"]))
+
+
+def test_classify_refuses_a_saved_head_that_was_never_trained(tmp_path):
+    from kbert.tasks import BertClassifier
+
+    model = BertClassifier(encoder(), num_classes=2)
+    model.set_tokenizer(tokenizer(), 8)
+    model.save_pretrained(tmp_path / "untrained")
+    with pytest.raises(ValueError, match="never trained"):
+        classify.run(_args(classify, ["--model", str(tmp_path / "untrained"), "good film"]))
+    with pytest.raises(ValueError, match="no classifier head.*kbert finetune"):
+        classify.run(_args(classify, ["--model", str(_run_dir(tmp_path)), "good film"]))

@@ -244,13 +244,13 @@ def export_tflite(model, path: str | os.PathLike, *, tokenizer=None, inputs: str
     """
     import tensorflow as tf
 
-    if head_kind(model) not in ("encoder", "classifier"):
-        raise ExportError(f"TFLite export takes a BertEncoder or a BertClassifier, not a "
-                          f"{type(model).__name__} (export_saved_model serves every head)")
     if inputs not in FORMS:
         raise ExportError(f"inputs must be one of {FORMS}, got {inputs!r}")
     if quantization not in QUANTIZATIONS:
         raise ExportError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+    if head_kind(model) not in ("encoder", "classifier"):
+        raise ExportError(f"TFLite export takes a BertEncoder or a BertClassifier, not a "
+                          f"{type(model).__name__} (export_saved_model serves every head)")
     if pairs and inputs != "text":
         raise ExportError("pairs=True is for the text form; the ids form takes packed pairs")
     tokenizer = resolve_tokenizer(

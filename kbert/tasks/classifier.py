@@ -197,7 +197,8 @@ class BertClassifier(TaskModel):
             texts, pairs = as_text_list(x), None
         else:
             return None
-        data = LabelledData(texts, None if y is None else list(np.asarray(y).tolist()), pairs)
+        labels = None if y is None else (y.tolist() if isinstance(y, np.ndarray) else list(y))
+        data = LabelledData(texts, labels, pairs)
         if y is not None and self.problem_type != "regression" and self.label_map is None:
             self.set_label_map(LabelMap.from_labels(data.labels))
         return self.text_dataset(data, batch_size, shuffle=shuffle, seed=seed,
