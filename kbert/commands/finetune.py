@@ -44,7 +44,8 @@ OPTIONS = {
                         "freeze the embeddings and the first N blocks"),
     "--dropout": ("dropout", float, None, "classifier dropout (default: the encoder's)"),
     "--hidden-dropout": ("hidden_dropout", float, None, "override the encoder's hidden dropout"),
-    "--max-length": ("max_length", int, 128, "tokens per example incl. [CLS]/[SEP]"),
+    "--max-length": ("max_length", int, None, "tokens per example incl. [CLS]/[SEP] (default "
+                     "128, or the model's positions when fewer)"),
     "--validation-split": ("validation_split", float, 0.1, "held-out share when no --validation"),
     "--early-stopping": ("early_stopping", int, None, "stop after N epochs without improvement"),
     "--seed": ("seed", int, 0, "split, shuffling and initialisation seed"),

@@ -354,7 +354,9 @@ class TaskModel(keras.Model):
         model = cls(encoder, **head_kwargs)
         tokenizer = tokenizer or found
         if tokenizer is not None:
-            model.set_tokenizer(tokenizer, 128 if max_length is None else max_length)
+            if max_length is None:  # 128, or fewer when the model has fewer positions
+                max_length = min(128, model.encoder.bert_config.max_position_embeddings)
+            model.set_tokenizer(tokenizer, max_length)
         return model
 
 
