@@ -19,7 +19,8 @@ What it does:
      every output against the reference (exactly equal, and reports the largest difference
      if not), and records each call's latency.
 Prints a Markdown report (throughput, latency p50 / p90 / p99 per signature, errors,
-mismatches, machine load before and after) and writes it to --markdown and --json.
+mismatches, machine load before and after) and writes it to --markdown (bench/LOAD_RESULTS.md)
+and --json (bench/results/<date>-<machine>-load.json).
 """
 
 from __future__ import annotations
@@ -312,17 +313,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=8, help="texts per request")
     parser.add_argument("--requests", type=int, default=4, help="distinct requests per signature")
     parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--json", default=os.path.join(ROOT, "bench", "load_results.json"),
-                        help="'-' to skip")
+    parser.add_argument("--json", help="default: bench/results/<date>-<machine>-load.json; "
+                                       "'-' to skip")
     parser.add_argument("--markdown", default=os.path.join(ROOT, "bench", "LOAD_RESULTS.md"),
                         help="'-' to skip")
     args = parser.parse_args(argv)
     if args.threads < 1 or args.duration <= 0 or args.batch < 1 or args.requests < 1:
         parser.error("--threads, --duration, --batch and --requests must be positive")
+    if args.json is None:
+        from results_files import results_json  # bench/, this script's directory
+
+        args.json = results_json("load")
     result = run(args)
     report = markdown(result)
+    if args.json != "-":
+        raw = os.path.relpath(args.json, os.path.join(ROOT, "bench"))
+        report += f"\nRaw measurements: `{raw}`.\n"
     print(report, end="")
     if args.json != "-":
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)
             f.write("\n")

@@ -2,7 +2,8 @@
 
     python bench/gpu_bench.py VARIANT SEQ BATCH [STEPS]
 
-prints one JSON line per run in the format of /work/shared/reference/bench/gpu_anchor.py
+prints one JSON line per run in the format of the GPU anchor script gpu_anchor.py (not in this
+repository: the project's reference material, see bench/README.md)
 (system, seq, batch, step_ms, tokens_per_s, model_tflops) plus the attention path and the
 final loss, so the two scripts' lines go in one table. Run both in ONE call on the lent GPU
 (bench/README.md shows the command).

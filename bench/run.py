@@ -8,8 +8,8 @@ Every measurement runs in a fresh process (bench/workloads.py); the systems of a
 alternate within each repetition (the order rotates), so a change in machine load hits all
 of them alike. Reported: the median over repetitions of each process's median step time,
 throughput, kbert/anchor ratios, achieved model GFLOP/s against the measured matmul peak,
-and each process's peak RSS (os.wait4). The table is printed and written to bench/RESULTS.md.
-See bench/README.md.
+and each process's peak RSS (os.wait4). The table is printed and written to bench/RESULTS.md,
+the raw measurements to bench/results/<date>-<machine>.json. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import workloads  # noqa: E402
+from results_files import cpu_model, results_json  # noqa: E402
 
 KBERT = ("kbert", "kbert_xla")
 # anchor name -> the systems it is the best of
@@ -311,12 +311,7 @@ def _versions() -> str:
 
 
 def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            model = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-    except (OSError, StopIteration):
-        model = platform.processor()
-    return f"{os.cpu_count()} x {model}"
+    return f"{os.cpu_count()} x {cpu_model()}"
 
 
 def main(argv=None) -> int:
@@ -330,9 +325,13 @@ def main(argv=None) -> int:
                         help="tiny: every workload at toy size (tests the harness only)")
     parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"),
                         help="where to write the table ('-' = nowhere)")
-    parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument("--json", help="also write the raw results here (default: "
+                                       "bench/results/<date>-<machine>.json when --output "
+                                       "writes a file; '-' = nowhere)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per process")
     args = parser.parse_args(argv)
+    if args.json is None:
+        args.json = "-" if args.output == "-" else results_json()
 
     reps = args.reps or (1 if args.quick else 3)
     suite = groups(args.quick)
@@ -366,7 +365,8 @@ def main(argv=None) -> int:
     if args.output != "-":
         with open(args.output, "w", encoding="utf-8") as f:
             f.write(text + "\n")
-    if args.json:
+    if args.json != "-":
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"meta": meta, "raw": raw, "summary": summaries}, f, indent=1)
     failed = [f"{g}/{s}" for g, summ in summaries.items() for s, v in summ.items()

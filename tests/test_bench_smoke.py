@@ -6,8 +6,11 @@ No timing is asserted: the numbers depend on the machine and its load.
 import json
 import math
 import os
+import pathlib
+import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -15,6 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
 sys.path.insert(0, BENCH)
 
+import results_files  # noqa: E402
 import run as bench_run  # noqa: E402
 import workloads  # noqa: E402
 
@@ -103,6 +107,36 @@ def test_summary_and_table_compute_ratios_against_the_best_anchor_mode():
     assert "3.64x transformers (hf; by CPU time 1.00x)" in text
     assert "| hf_gathered | failed: exit 1: boom" in text
     assert "| 9 | 9% |" in text  # 1 GFLOP / 0.110 s = 9 GFLOP/s of a 100 GFLOP/s peak
+
+
+@pytest.mark.parametrize("model, name", [
+    ("2 x AMD EPYC", "epyc"), ("AMD EPYC 9454 48-Core Processor", "epyc"),
+    ("2 x Intel(R) Xeon(R) Processor", "xeon"), ("Intel(R) Xeon(R) Platinum 8480+", "xeon"),
+    ("Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz", "core"), ("Apple M2", "apple")])
+def test_results_files_are_named_by_date_and_machine(tmp_path, model, name):
+    when = time.strptime("2026-11-27 10:27", "%Y-%m-%d %H:%M")
+    first = results_files.results_json(model=model, when=when, directory=str(tmp_path))
+    assert first == str(tmp_path / f"2026-11-27-{name}.json")
+    assert results_files.results_json("load", model=model, when=when, directory=str(tmp_path)
+                                      ) == str(tmp_path / f"2026-11-27-{name}-load.json")
+    pathlib.Path(first).write_text("{}")  # a second run that day keeps the first one's file
+    assert results_files.results_json(model=model, when=when, directory=str(tmp_path)
+                                      ) == str(tmp_path / f"2026-11-27-{name}-1027.json")
+
+
+def test_committed_results_follow_the_naming_and_every_reference_resolves():
+    names = sorted(os.listdir(os.path.join(BENCH, "results")))
+    assert names and all(re.fullmatch(r"\d{4}-\d{2}-\d{2}-[a-z0-9]+(-[a-z0-9-]+)?\.json", n)
+                         for n in names), names
+    assert not [n for n in os.listdir(BENCH) if n.endswith(".json")]  # none left at the top
+    for doc in ("RESULTS.md", "LOAD_RESULTS.md", "README.md"):
+        text = pathlib.Path(BENCH, doc).read_text(encoding="utf-8")
+        for ref in re.findall(r"results/[\w.-]+\.json", text):
+            assert os.path.exists(os.path.join(BENCH, ref)), (doc, ref)
+    for name in names:  # each raw file is the one of a run the documents report
+        meta = json.loads(pathlib.Path(BENCH, "results", name).read_text()).get("meta")
+        if meta:  # bench/run.py's files: the date in the name is the run's
+            assert meta["when"].startswith(name[:10]), (name, meta["when"])
 
 
 @pytest.mark.parametrize("system,quantization", sorted(workloads.TFLITE_SYSTEMS.items()))

@@ -2,10 +2,13 @@
 
 import json
 import os
+import pathlib
+import shutil
 import warnings
 
 import numpy as np
 import pytest
+import safetensors.numpy
 
 from kbert.loading import load
 
@@ -206,56 +209,63 @@ def test_missing_weights_file_is_reported(tmp_path):
         load_transformers_checkpoint(tmp_path)
 
 
+# What torch / transformers made of kbert's files and the files they wrote, recorded once by
+# scripts/make_torch_fixtures.py (the test command installs neither library).
+TORCH_FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "torch"
+REGENERATE = "rerun scripts/make_torch_fixtures.py"
+
+
+def _fixture_inputs(reference):
+    inputs = sample_inputs()
+    for key, value in inputs.items():
+        np.testing.assert_array_equal(reference[key], value, err_msg=f"{key}; {REGENERATE}")
+    return inputs
+
+
 def test_transformers_loads_our_export_and_agrees(tmp_path):
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    """The export is, tensor for tensor and in its config, the file transformers' BertModel
+    loaded (no missing / unexpected key) when the fixture was made, and kbert's outputs are
+    the ones transformers computed from it."""
+    reference = np.load(TORCH_FIXTURES / "kbert_export.npz")
     source = random_encoder()
     save_transformers_checkpoint(source, tmp_path, vocab=TOKENS)
-    model = transformers.BertModel.from_pretrained(tmp_path, attn_implementation="eager").eval()
-    inputs = sample_inputs()
-    with torch.no_grad():
-        out = model(input_ids=torch.tensor(inputs["token_ids"], dtype=torch.long),
-                    token_type_ids=torch.tensor(inputs["segment_ids"], dtype=torch.long),
-                    attention_mask=torch.tensor(inputs["padding_mask"], dtype=torch.long))
+    exported = safetensors.numpy.load_file(tmp_path / "model.safetensors")
+    loaded_by_transformers = {k[len("tensor/"):]: reference[k] for k in reference.files
+                              if k.startswith("tensor/")}
+    assert sorted(exported) == sorted(loaded_by_transformers), REGENERATE
+    for name, value in exported.items():
+        assert value.dtype == loaded_by_transformers[name].dtype, name
+        np.testing.assert_array_equal(value, loaded_by_transformers[name], err_msg=name)
+    assert json.loads((tmp_path / "config.json").read_text()) == json.loads(
+        str(reference["config_json"])), REGENERATE
+    inputs = _fixture_inputs(reference)
     ours = source(inputs)
     mask = inputs["padding_mask"].astype(bool)
     np.testing.assert_allclose(np.asarray(ours["sequence_output"])[mask],
-                               out.last_hidden_state.numpy()[mask], atol=1e-5)
-    np.testing.assert_allclose(np.asarray(ours["pooled_output"]), out.pooler_output.numpy(),
+                               reference["last_hidden_state"][mask], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(ours["pooled_output"]), reference["pooler_output"],
                                atol=1e-5)
 
 
-@pytest.mark.parametrize("safe_serialization", [True, False])
-def test_imports_a_checkpoint_transformers_wrote(tmp_path, safe_serialization):
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=len(TOKENS), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=24, max_position_embeddings=20, hidden_act="gelu_new")
-    model = transformers.BertForPreTraining(config).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.3)
-    model.save_pretrained(tmp_path)  # transformers 5 writes safetensors only
-    if not safe_serialization:  # the classic format: torch.save of the state dict (tied weights)
-        os.remove(tmp_path / "model.safetensors")
-        torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+@pytest.mark.parametrize("weights", ["model.safetensors", "pytorch_model.bin"])
+def test_imports_a_checkpoint_transformers_wrote(tmp_path, weights):
+    """A BertForPreTraining (gelu_new) that transformers saved, as safetensors or as the classic
+    torch.save of its state dict (tied weights), gives transformers' own outputs in kbert."""
+    written = TORCH_FIXTURES / "transformers_bert"
+    shutil.copy(written / "config.json", tmp_path)
+    shutil.copy(written / weights, tmp_path)
     (tmp_path / "vocab.txt").write_text("\n".join(TOKENS) + "\n")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the cls.* heads are skipped with a warning
         encoder, _ = load_transformers_checkpoint(tmp_path)
     assert encoder.bert_config.hidden_act == "gelu_tanh"
-    inputs = sample_inputs()
-    with torch.no_grad():
-        out = model.bert(input_ids=torch.tensor(inputs["token_ids"], dtype=torch.long),
-                         token_type_ids=torch.tensor(inputs["segment_ids"], dtype=torch.long),
-                         attention_mask=torch.tensor(inputs["padding_mask"], dtype=torch.long))
+    reference = np.load(written / "outputs.npz")
+    inputs = _fixture_inputs(reference)
     ours = encoder(inputs)
     mask = inputs["padding_mask"].astype(bool)
     np.testing.assert_allclose(np.asarray(ours["sequence_output"])[mask],
-                               out.last_hidden_state.numpy()[mask], atol=1e-5)
-    np.testing.assert_allclose(np.asarray(ours["pooled_output"]), out.pooler_output.numpy(),
+                               reference["last_hidden_state"][mask], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(ours["pooled_output"]), reference["pooler_output"],
                                atol=1e-5)
 
 

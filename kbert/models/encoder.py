@@ -59,7 +59,7 @@ class BertEncoder(keras.Model):
     rows asked for plus [CLS] (attention still reads the whole sequence), the same values as
     the full output gathered at those positions. Pre-training asks for the masked positions:
     no loss reads the other rows, so the last block's feed-forward, attention output and
-    LayerNorms skip them (the default `kbert pretrain` run: 16% less fit time, README).
+    LayerNorms skip them (what that saves is measured in bench/RESULTS.md).
 
     Args: the `kbert.config.BertConfig` fields (validated; a bad value raises ConfigError),
         plus Keras `name`, `dtype`, `trainable`.

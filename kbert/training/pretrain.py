@@ -34,10 +34,8 @@ SUMMARY_FILE = "summary.json"
 class PretrainConfig:
     """Everything `pretrain` needs; the defaults are the `kbert pretrain` default run.
 
-    Measured with these defaults on the embedded corpus, 2 CPU cores (README "Pre-training"):
-    12 min wall on an Intel Xeon (vocabulary 68 s, 3,200 XLA steps at ~0.2 s), held-out MLM
-    accuracy 0.340 (5.6x the most-frequent-token guess), NSP 0.648 (579 pairs); on an AMD EPYC
-    295 s (vocabulary 28 s, fit 251 s), MLM 0.340 (5.2x), NSP 0.670 (1,757 pairs, 3 drawings).
+    What these defaults measure (time, held-out MLM and NSP accuracy) is recorded in
+    docs/pretraining-notes.md, not here.
     """
 
     corpus: Any = "austen"

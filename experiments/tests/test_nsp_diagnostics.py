@@ -1,4 +1,4 @@
-"""scripts/nsp_novel_bound.py: the novel-cue bound and the per-kind NSP breakdown of a run.
+"""experiments/nsp_novel_bound.py: the novel-cue bound and the per-kind NSP breakdown of a run.
 
 The breakdown is checked with NSP heads whose answer is known: one that always says IsNext must
 score 1 on IsNext pairs and 0 on both NotNext kinds, and the reverse.
@@ -14,12 +14,12 @@ import pytest
 from kbert.config import BertConfig
 from kbert.models.pretrainer import BertPretrainer
 from kbert.tokenization.vocab import Vocabulary
-from script_loader import load_script
+from experiment_loader import load_experiment
 
 
 @pytest.fixture(scope="module")
 def script():
-    return load_script("nsp_novel_bound")
+    return load_experiment("nsp_novel_bound")
 
 
 def _run_dir(path: pathlib.Path, always: int) -> str:
@@ -71,9 +71,9 @@ def test_novel_bound_on_short_segments(script, capsys):
 
 
 def test_trial_loss_weights_scale_each_term(tmp_path):
-    """scripts/nsp_trials.py: weights (1, 1) give BertPretrainer's own loss; (a, b) give
+    """experiments/nsp_trials.py: weights (1, 1) give BertPretrainer's own loss; (a, b) give
     a * MLM + b * NSP, so --mlm-weight 0 trains NSP alone."""
-    trials = load_script("nsp_trials")
+    trials = load_experiment("nsp_trials")
     config = BertConfig.preset("tiny", vocab_size=40, num_layers=1, hidden_size=16, num_heads=2,
                                intermediate_size=32)
     rng = np.random.default_rng(0)
@@ -101,10 +101,10 @@ def test_trial_loss_weights_scale_each_term(tmp_path):
 
 
 def test_gpu_trial_numpy_masking_follows_kbert_rule():
-    """scripts/nsp_gpu_trial.py masks on a machine without tf.data: 15% of the non-special
+    """experiments/nsp_gpu_trial.py masks on a machine without tf.data: 15% of the non-special
     tokens (at most max_predictions), 80/10/10, replacements drawn from the distribution given,
     never a special token selected."""
-    trial = load_script("nsp_gpu_trial")
+    trial = load_experiment("nsp_gpu_trial")
     rng = np.random.default_rng(0)
     pad, cls, sep, mask = 0, 2, 3, 4
     batch, seq = 4000, 40

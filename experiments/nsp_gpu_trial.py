@@ -2,8 +2,8 @@
 
 Two steps, because the lent GPU machine has JAX but no TensorFlow:
 
-    python scripts/nsp_gpu_trial.py prepare --vocab runs/pretrain --output-dir .gpu/data
-    KERAS_BACKEND=jax python scripts/nsp_gpu_trial.py train --data .gpu/data --seconds 300
+    python experiments/nsp_gpu_trial.py prepare --vocab runs/pretrain --output-dir .gpu/data
+    KERAS_BACKEND=jax python experiments/nsp_gpu_trial.py train --data .gpu/data --seconds 300
 
 `prepare` (TensorFlow, here) runs kbert's own pipeline: --epochs passes over the training
 chapters, each with its own NSP pairs (seed + k), stored unmasked, and 3 drawings of the

@@ -2,8 +2,8 @@
 seed: from a `kbert pretrain` encoder, and from random initialisation.
 
     kbert pretrain --output-dir runs/pretrain                 # the encoder (Austen, MLM + NSP)
-    python examples/transfer_experiment.py --pretrained runs/pretrain --seeds 0 1 2
-    python examples/transfer_experiment.py --fast             # smoke run: tiny pretrain, 1 seed
+    python experiments/transfer_experiment.py --pretrained runs/pretrain --seeds 0 1 2
+    python experiments/transfer_experiment.py --fast             # smoke run: tiny pretrain, 1 seed
 
 Both arms share everything but the encoder's starting weights: the vocabulary of the run dir,
 the BertConfig, the Pang & Lee data and its fixed seeded 80/20 split (the one of
@@ -27,7 +27,7 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "examples"))
 
 from finetune_polarity import load_data  # noqa: E402  (same data, same split)
 

@@ -1,11 +1,11 @@
 """Does pre-training transfer to sentence polarity once it gets far more compute than 2 CPU cores?
 
-The transfer experiment of `examples/transfer_experiment.py` (pre-trained encoder vs the same
+The transfer experiment of `experiments/transfer_experiment.py` (pre-trained encoder vs the same
 architecture from random initialisation, same fine-tuning recipe, several seeds) with the
 pre-training done on a GPU. Two steps, because the lent GPU machine has JAX but no TensorFlow:
 
-    python scripts/transfer_gpu_trial.py prepare --output-dir .gpu/transfer
-    KERAS_BACKEND=jax python scripts/transfer_gpu_trial.py train --data .gpu/transfer
+    python experiments/transfer_gpu_trial.py prepare --output-dir .gpu/transfer
+    KERAS_BACKEND=jax python experiments/transfer_gpu_trial.py train --data .gpu/transfer
 
 `prepare` (TensorFlow, here) trains an 8,000-entry vocabulary on the 1,500 unlabelled movie
 reviews (`scripts/fetch_polarity.py --reviews`, none of the labelled sentences), makes --epochs
@@ -29,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 
 
 def prepare(args) -> None:
@@ -53,7 +54,7 @@ def prepare(args) -> None:
             segments.append(batch["segment_ids"].numpy().astype(np.uint8))
             labels.append(batch["next_sentence_labels"].numpy().astype(np.uint8))
     data, _ = load_data(False, None)
-    train, test = stratified_split(data, 0.2, seed=0)  # examples/transfer_experiment.py's split
+    train, test = stratified_split(data, 0.2, seed=0)  # experiments/transfer_experiment.py's split
     classes = sorted(set(data.labels))
     arrays = {}
     for name, part in (("train", train), ("test", test)):

@@ -5,7 +5,7 @@ novel of each segment would get most pairs right. This script measures how well 
 segment can be told from its words alone, and what NSP accuracy that buys, as a function of the
 segment length:
 
-    python scripts/nsp_novel_bound.py            # 2,000 held-out pairs per length, ~30 s
+    python experiments/nsp_novel_bound.py            # 2,000 held-out pairs per length, ~30 s
 
 A multinomial naive Bayes over lower-cased words (add-0.1 smoothing) is fitted on the training
 chapters (`kbert.data.corpus`, split="train"). Pairs come from the held-out chapters, as in
@@ -22,7 +22,7 @@ the script instead scores the run's NSP head on the pipeline's own held-out pair
 from another novel. A model that knew the novels would get the last kind right far more often
 than the middle one:
 
-    python scripts/nsp_novel_bound.py --run runs/pretrain --seq-length 64
+    python experiments/nsp_novel_bound.py --run runs/pretrain --seq-length 64
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Do an encoder's frozen features carry sentence polarity? A linear probe, pretrained vs random.
 
-The transfer experiment (examples/transfer_experiment.py) fine-tunes everything; this script
+The transfer experiment (experiments/transfer_experiment.py) fine-tunes everything; this script
 asks the narrower question whether pre-training put polarity information into the features at
 all, with no fine-tuning:
 
-    python scripts/polarity_probe.py --pretrained runs/pretrain        # ~1 min on 2 cores
+    python experiments/polarity_probe.py --pretrained runs/pretrain        # ~1 min on 2 cores
 
 For the encoder of a `kbert pretrain` run and for the same architecture with random weights
 (seeded), each Pang & Lee sentence (the seeded 80/20 split of examples/finetune_polarity.py, 64

@@ -5,11 +5,11 @@ for --steps with the total loss `mlm_weight * MLM + nsp_weight * NSP` and any Be
 overrides, then scored by kind on 3 drawings of the held-out pairs (unmasked; see
 `nsp_novel_bound.py --run`). The README "Pre-training" reports these runs:
 
-    python scripts/nsp_trials.py --steps 1600 --output-dir /tmp/base          # reference
-    python scripts/nsp_trials.py --steps 1600 --mlm-weight 0 --output-dir /tmp/nsp-only
-    python scripts/nsp_trials.py --steps 1600 --nsp-weight 4 --output-dir /tmp/nsp-x4
-    python scripts/nsp_trials.py --steps 1600 --model '{"num_heads": 8}' --output-dir /tmp/a8
-    python scripts/nsp_trials.py --steps 1600 --seq-length 128 --batch-size 32 \\
+    python experiments/nsp_trials.py --steps 1600 --output-dir /tmp/base          # reference
+    python experiments/nsp_trials.py --steps 1600 --mlm-weight 0 --output-dir /tmp/nsp-only
+    python experiments/nsp_trials.py --steps 1600 --nsp-weight 4 --output-dir /tmp/nsp-x4
+    python experiments/nsp_trials.py --steps 1600 --model '{"num_heads": 8}' --output-dir /tmp/a8
+    python experiments/nsp_trials.py --steps 1600 --seq-length 128 --batch-size 32 \\
         --max-predictions 20 --learning-rate 1e-3 --output-dir /tmp/s128
 
 The weights are an experiment's knob, not a kbert option: BertPretrainer's loss is MLM + NSP.
