@@ -18,6 +18,8 @@ import operator
 import os
 from typing import Any
 
+from kbert.errors import KbertError
+
 # The official BERT sizes (google-research/bert "BERT miniatures" plus base and large):
 # name -> (num_layers, hidden_size). Heads = hidden / 64, intermediate = 4 * hidden.
 PRESETS: dict[str, tuple[int, int]] = {
@@ -41,7 +43,7 @@ MAX_PARAMETERS = 10_000_000_000
 MAX_JSON_BYTES = 16 * 2**20  # configuration and metadata files; real ones are a few KB
 
 
-class ConfigError(ValueError):
+class ConfigError(KbertError, ValueError):
     """A model configuration that cannot describe a working BERT."""
 
 

@@ -36,12 +36,10 @@ from typing import Sequence
 
 import numpy as np
 
-
-class TruncationWarning(UserWarning):
-    """Some texts were longer than the embedder's max_length; their tail was dropped."""
+from kbert.errors import KbertError, TruncationWarning
 
 
-class TextTooLongError(ValueError):
+class TextTooLongError(KbertError, ValueError):
     """A text is longer than max_length and truncation="error" was asked for."""
 
 

@@ -7,7 +7,8 @@ training) reports a decoding failure through `not_utf8`, so they all say the sam
 
 instead of Python's "'utf-8' codec can't decode byte 0xe9 in position 258". The line is found
 by re-reading the file in binary, line by line (plain or gzip), after a streaming decoder
-failed; `read_lines` decodes line by line itself. Imports nothing from kbert.
+failed; `read_lines` decodes line by line itself. Imports nothing from kbert but
+kbert.errors.
 
 Example:
     >>> import tempfile, os
@@ -27,11 +28,13 @@ import os
 import sys
 from typing import BinaryIO, Iterable
 
+from kbert.errors import KbertError
+
 _BOM = b"\xef\xbb\xbf"
 STDIN_NAME = "standard input"
 
 
-class NotUTF8Error(ValueError):
+class NotUTF8Error(KbertError, ValueError):
     """A text file (or standard input) that is not valid UTF-8; the message names the line."""
 
 

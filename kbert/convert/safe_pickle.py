@@ -27,8 +27,10 @@ import zipfile
 
 import numpy as np
 
+from kbert.errors import KbertError
 
-class UnsafePickleError(ValueError):
+
+class UnsafePickleError(KbertError, ValueError):
     """A pickle that asks for something other than tensors (or is not a torch state dict)."""
 
 

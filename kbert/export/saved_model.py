@@ -22,6 +22,7 @@ import uuid
 
 import numpy as np
 
+from kbert.errors import KbertError
 from kbert.export.op_check import check_serving_ops
 from kbert.export.warmup import write_warmup_requests
 
@@ -43,15 +44,19 @@ WARMUP_PAIRS = ("A fox jumped.", "Every rich bachelor wants a wife.")
 WARMUP_CHOICES = (("It landed.", "It sang."), ("He married.", "He did not."))
 
 
-class ExportError(ValueError):
+class ExportError(KbertError, ValueError):
     """A model, tokenizer or destination that cannot be exported as asked."""
 
 
 def _model_kinds():
     """(class, kind) pairs, most specific first (a subclass of a head is that head)."""
     from kbert.models.encoder import BertEncoder
-    from kbert.tasks import (BertClassifier, BertMultipleChoice, BertSpanExtractor,
-                             BertTokenClassifier)
+    from kbert.tasks import (
+        BertClassifier,
+        BertMultipleChoice,
+        BertSpanExtractor,
+        BertTokenClassifier,
+    )
 
     return ((BertClassifier, "classifier"), (BertTokenClassifier, "token_classifier"),
             (BertSpanExtractor, "span_extractor"), (BertMultipleChoice, "multiple_choice"),

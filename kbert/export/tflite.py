@@ -48,8 +48,15 @@ import warnings
 
 import numpy as np
 
-from kbert.export.saved_model import (ExportError, ServingFunctions, head_kind,
-                                      resolve_max_length, resolve_tokenizer, split_model)
+from kbert.errors import KbertWarning
+from kbert.export.saved_model import (
+    ExportError,
+    ServingFunctions,
+    head_kind,
+    resolve_max_length,
+    resolve_tokenizer,
+    split_model,
+)
 
 QUANTIZATIONS = ("float32", "float16", "dynamic_int8", "int8")
 FORMS = ("ids", "text")
@@ -337,7 +344,7 @@ def export_tflite(model, path: str | os.PathLike, *, tokenizer=None, inputs: str
     return path
 
 
-class QuantizationWarning(UserWarning):
+class QuantizationWarning(KbertWarning):
     """A quantized file whose outputs drift far from the Keras model's."""
 
 

@@ -26,8 +26,14 @@ import keras
 import numpy as np
 from keras import ops
 
+from kbert.errors import KbertError
 from kbert.loading import load
-from kbert.tasks.loading import ENCODER_NAME, check_tokenizer, load_encoder, rebuild_encoder
+from kbert.tasks.loading import (
+    ENCODER_NAME,
+    check_tokenizer,
+    load_encoder,
+    rebuild_encoder,
+)
 from kbert.tasks.tuning import bert_finetuning_optimizer, freeze_encoder_layers
 
 TASK_FILE = "task.json"
@@ -35,7 +41,7 @@ MODEL_FILE = "model.keras"
 ASSET_VOCAB = "vocab.txt"
 
 
-class UntrainedHeadError(ValueError):
+class UntrainedHeadError(KbertError, ValueError):
     """A task head that was never fitted was asked for predictions."""
 
 

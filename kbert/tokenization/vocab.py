@@ -25,6 +25,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from kbert.errors import KbertError
+
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 VOCAB_FILE = "vocab.txt"
 COUNTS_FILE = "vocab_counts.txt"
@@ -33,7 +35,7 @@ MAX_LINE_BYTES = 1024
 _UNUSED = re.compile(r"\[unused\d+\]")
 
 
-class VocabularyError(ValueError):
+class VocabularyError(KbertError, ValueError):
     """A vocabulary (or its counts file) that cannot be used as a WordPiece vocabulary."""
 
 
@@ -227,7 +229,9 @@ def train_vocabulary(corpus: str | os.PathLike | Iterable[str | os.PathLike],
     """
     import tensorflow as tf
     from tensorflow_text.python.ops import bert_tokenizer
-    from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
+    from tensorflow_text.tools.wordpiece_vocab import (
+        wordpiece_tokenizer_learner_lib as learner,
+    )
 
     from kbert.corpora import expand_paths, read_lines
     from kbert.tokenization.tokenizer import BertTokenizer, normalize

@@ -24,12 +24,14 @@ import re
 import keras
 import numpy as np
 
+from kbert.errors import KbertError
+
 
 class TrainingDiverged(ValueError):
     """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(KbertError, OSError):
     """A checkpoint or backup could not be written (disk full, I/O error); nothing half-written
     was kept, and the message names the last complete one."""
 
