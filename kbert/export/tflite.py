@@ -49,14 +49,8 @@ import warnings
 import numpy as np
 
 from kbert.errors import KbertWarning
-from kbert.export.saved_model import (
-    ExportError,
-    ServingFunctions,
-    head_kind,
-    resolve_max_length,
-    resolve_tokenizer,
-    split_model,
-)
+from kbert.export.saved_model import (ExportError, ServingFunctions, head_kind, model_tokenizer,
+                                      resolve_max_length, split_model)
 
 QUANTIZATIONS = ("float32", "float16", "dynamic_int8", "int8")
 FORMS = ("ids", "text")
@@ -260,7 +254,7 @@ def export_tflite(model, path: str | os.PathLike, *, tokenizer=None, inputs: str
         raise ExportError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
     if pairs and inputs != "text":
         raise ExportError("pairs=True is for the text form; the ids form takes packed pairs")
-    tokenizer = resolve_tokenizer(
+    tokenizer = model_tokenizer(
         model, tokenizer, "export_tflite needs the model's tokenizer: the file records its "
         "special ids and casing, for the ids form too")
     max_length = resolve_max_length(model, tokenizer, max_length)

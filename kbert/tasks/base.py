@@ -28,12 +28,7 @@ from keras import ops
 
 from kbert.errors import KbertError
 from kbert.loading import load
-from kbert.tasks.loading import (
-    ENCODER_NAME,
-    check_tokenizer,
-    load_encoder,
-    rebuild_encoder,
-)
+from kbert.tasks.loading import ENCODER_NAME, check_tokenizer, load_encoder, rebuild_encoder
 from kbert.tasks.tuning import bert_finetuning_optimizer, freeze_encoder_layers
 
 TASK_FILE = "task.json"

@@ -433,3 +433,34 @@ def _ragged_rows(ragged: tf.RaggedTensor) -> list[np.ndarray]:
     values = ragged.flat_values.numpy()
     splits = ragged.row_splits.numpy()
     return [values[a:b] for a, b in zip(splits[:-1], splits[1:])]
+
+
+def resolve_tokenizer(tokenizer_or_vocab, *, fallback=None, vocab_size: int | None = None,
+                      needed_for: str = "a tokenizer is needed",
+                      error: type[Exception] = ValueError) -> BertTokenizer:
+    """The one way kbert turns what a caller gave into a BertTokenizer.
+
+    Args:
+        tokenizer_or_vocab: a BertTokenizer, a Vocabulary, a vocab.txt path / directory, or None
+            (then `fallback` is used: e.g. the tokenizer a model carries).
+        fallback: the tokenizer to use when `tokenizer_or_vocab` is None.
+        vocab_size: when given, the size of the token table the tokenizer must fit.
+        needed_for: what the tokenizer is for, said when there is none.
+        error: the exception class to raise.
+
+    Raises:
+        error: no tokenizer at all, an object of another type, or a vocabulary whose size
+            differs from `vocab_size`.
+    """
+    source = fallback if tokenizer_or_vocab is None else tokenizer_or_vocab
+    if source is None:
+        raise error(f"{needed_for}: pass tokenizer=BertTokenizer(...)")
+    if isinstance(source, (Vocabulary, str, os.PathLike)):
+        source = BertTokenizer(source)
+    elif not isinstance(source, BertTokenizer):
+        raise error("tokenizer_or_vocab must be a BertTokenizer, a Vocabulary or the path of a "
+                    f"vocabulary, got {type(source).__name__}")
+    if vocab_size is not None and source.vocab_size != vocab_size:
+        raise error(f"the tokenizer has {source.vocab_size} entries but the encoder's token table "
+                    f"has {vocab_size}: they do not belong together")
+    return source

@@ -229,9 +229,7 @@ def train_vocabulary(corpus: str | os.PathLike | Iterable[str | os.PathLike],
     """
     import tensorflow as tf
     from tensorflow_text.python.ops import bert_tokenizer
-    from tensorflow_text.tools.wordpiece_vocab import (
-        wordpiece_tokenizer_learner_lib as learner,
-    )
+    from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
 
     from kbert.corpora import expand_paths, read_lines
     from kbert.tokenization.tokenizer import BertTokenizer, normalize
