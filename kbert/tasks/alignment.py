@@ -17,6 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
+from kbert.tokenization.offsets import char_of_byte
+
 
 @dataclasses.dataclass
 class Piece:
@@ -28,13 +30,6 @@ class Piece:
     end: int
 
 
-def byte_to_char(text: str) -> np.ndarray:
-    """int64 [len(utf-8 bytes) + 1]: the character index at (or containing) each byte offset."""
-    lengths = np.fromiter((len(c.encode("utf-8")) for c in text), np.int64, len(text))
-    out = np.repeat(np.arange(len(text), dtype=np.int64), lengths)
-    return np.append(out, len(text))
-
-
 def tokenize_with_char_offsets(tokenizer, texts: Sequence[str]) -> list[list[Piece]]:
     """Per text, its pieces with character offsets into that text."""
     if not texts:
@@ -44,7 +39,7 @@ def tokenize_with_char_offsets(tokenizer, texts: Sequence[str]) -> list[list[Pie
     out = []
     for text, row_ids, row_starts, row_ends in zip(texts, ids.to_list(), starts.to_list(),
                                                    ends.to_list()):
-        index = byte_to_char(text)
+        index = char_of_byte(text)
         out.append([Piece(int(i), bool(continuation[i]), int(index[s]),
                           int(index[e - 1]) + 1 if e > s else int(index[s]))
                     for i, s, e in zip(row_ids, row_starts, row_ends)])

@@ -3,6 +3,7 @@
     vocab.py      Vocabulary, VocabularyError, train_vocabulary (no TensorFlow until training)
     tokenizer.py  BertTokenizer: text -> ids / pieces / offsets and back, in the TF graph
     packing.py    pack_segments: [CLS] A [SEP] (B [SEP]), truncation, padding (core TF ops)
+    offsets.py    utf8_bytes, char_of_byte: the tokenizer's byte offsets -> characters (numpy)
 
 Names resolve lazily, so `from kbert.tokenization import Vocabulary` does not import TensorFlow.
 """
@@ -19,6 +20,8 @@ _EXPORTS = {
     "BertTokenizer": "kbert.tokenization.tokenizer",
     "normalize": "kbert.tokenization.tokenizer",
     "pack_segments": "kbert.tokenization.packing",
+    "char_of_byte": "kbert.tokenization.offsets",
+    "utf8_bytes": "kbert.tokenization.offsets",
     "num_truncated": "kbert.tokenization.packing",
     "truncated_lengths": "kbert.tokenization.packing",
 }

@@ -38,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from kbert.tokenization.offsets import utf8_bytes
 from kbert.tokenization.packing import pack_segments
 from kbert.tokenization.vocab import SPECIAL_TOKENS, Vocabulary
 
@@ -122,19 +123,6 @@ def _sentinel_close(k: int) -> str:
 
 def _sentinel(k: int) -> str:
     return _SENTINEL_OPEN + _sentinel_close(k)
-
-
-def utf8_bytes(text):
-    """A Python str -> its UTF-8 bytes, lone surrogates included (anything else unchanged).
-
-    A str may hold lone surrogates (U+D800-U+DFFF: "\\ud83d" from a bad JSON escape or a
-    split emoji), which have no UTF-8 form: TensorFlow refuses such a str ("Error converting
-    unicode string", found by tests/test_fuzz_tokenizer.py). Encoded with "surrogatepass"
-    they become 3 invalid bytes each, which the tokenizer drops like any invalid UTF-8;
-    offsets stay byte offsets into `text.encode("utf-8", "surrogatepass")`, the ordinary UTF-8
-    bytes whenever there is no surrogate.
-    """
-    return text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
 
 
 def _as_strings(texts) -> tuple[tf.Tensor, bool]:
