@@ -1,8 +1,9 @@
 """WordPiece pieces <-> words <-> character spans of the original text.
 
 The tokenizer reports UTF-8 *byte* offsets into the original strings; Python strings index
-*characters*. These helpers convert, group pieces into words, and pack id lists into model
-inputs, for the token-level heads (NER, QA), whose preprocessing runs in Python.
+*characters*. These helpers convert (`kbert.tokenization.offsets.char_of_byte`) and group pieces
+into words for the token-level heads (NER, QA), whose preprocessing runs in Python; the heads
+pack the ids with `kbert.tokenization.packing.pack_id_lists`.
 
 Example:
     >>> pieces = tokenize_with_char_offsets(tokenizer, ["Zoë flew"])[0]    # doctest: +SKIP
@@ -14,8 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Sequence
-
-import numpy as np
 
 from kbert.tokenization.offsets import char_of_byte
 
@@ -64,23 +63,3 @@ def word_char_spans(words: Sequence[str], separator: str = " ") -> tuple[str, li
         spans.append((position, position + len(word)))
         position += len(word) + len(separator)
     return separator.join(words), spans
-
-
-def pack_ids(segments: Sequence[Sequence[int]], max_length: int, cls_id: int, sep_id: int,
-             pad_id: int) -> dict[str, np.ndarray]:
-    """`[CLS] A [SEP] (B [SEP])` padded to max_length; the segments must already fit."""
-    token_ids = [cls_id] + list(segments[0]) + [sep_id]
-    segment_ids = [0] * len(token_ids)
-    if len(segments) > 1:
-        token_ids += list(segments[1]) + [sep_id]
-        segment_ids += [1] * (len(segments[1]) + 1)
-    if len(token_ids) > max_length:
-        raise ValueError(f"{len(token_ids)} tokens do not fit max_length={max_length}")
-    pad = max_length - len(token_ids)
-    return {"token_ids": np.array(token_ids + [pad_id] * pad, np.int32),
-            "segment_ids": np.array(segment_ids + [0] * pad, np.int32),
-            "padding_mask": np.array([1] * len(token_ids) + [0] * pad, np.int32)}
-
-
-def stack_features(rows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {k: np.stack([r[k] for r in rows]) for k in ("token_ids", "segment_ids", "padding_mask")}
