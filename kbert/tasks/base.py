@@ -365,3 +365,19 @@ def head_dropout_rate(encoder, dropout: float | None) -> float:
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     return rate
+
+
+def head_layers(encoder, dropout: float | None, units: int, dropout_name: str, dense_name: str,
+                sequence: bool = False) -> tuple:
+    """The block every task head ends with: (Dropout, built float32 Dense of `units` outputs,
+    TruncatedNormal(initializer_range) kernel) on the encoder's [CLS] / pooled vector, or on
+    every token vector when `sequence`. The layer names are the heads' weight names: saved
+    models load by them (classifier_dropout / logits, span_dropout / span_logits, ...)."""
+    config = encoder.bert_config
+    drop = keras.layers.Dropout(head_dropout_rate(encoder, dropout), name=dropout_name)
+    dense = keras.layers.Dense(
+        units, dtype="float32", name=dense_name,
+        kernel_initializer=keras.initializers.TruncatedNormal(stddev=config.initializer_range))
+    dense.build((None, None, config.hidden_size) if sequence else (None, config.hidden_size))
+    return drop, dense
+

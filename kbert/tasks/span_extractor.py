@@ -27,7 +27,7 @@ import numpy as np
 from keras import ops
 
 from kbert.tasks.alignment import tokenize_with_char_offsets
-from kbert.tasks.base import TaskModel, as_text_list, head_dropout_rate, is_text_list
+from kbert.tasks.base import TaskModel, as_text_list, head_layers, is_text_list
 from kbert.tasks.data import DataError, check_texts
 
 NEG = -1e4  # logit of padding: exp(NEG) is 0 in float32 and it cannot overflow
@@ -59,13 +59,8 @@ class BertSpanExtractor(TaskModel):
         kwargs.setdefault("name", "bert_span_extractor")
         super().__init__(encoder, freeze_layers=freeze_layers, **kwargs)
         self._dropout_arg = dropout
-        self.dropout = keras.layers.Dropout(head_dropout_rate(self.encoder, dropout),
-                                            name="span_dropout")
-        self.span_logits = keras.layers.Dense(
-            2, dtype="float32", name="span_logits",
-            kernel_initializer=keras.initializers.TruncatedNormal(
-                stddev=self.encoder.bert_config.initializer_range))
-        self.span_logits.build((None, None, self.encoder.bert_config.hidden_size))
+        self.dropout, self.span_logits = head_layers(self.encoder, dropout, 2, "span_dropout",
+                                                     "span_logits", sequence=True)
         self.built = True
 
     def call(self, inputs, training=False):

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from kbert.tasks.alignment import group_words, tokenize_with_char_offsets, word_char_spans
-from kbert.tasks.base import TaskModel, as_text_list, head_dropout_rate, is_text_list
+from kbert.tasks.base import TaskModel, as_text_list, head_layers, is_text_list
 from kbert.tasks.data import DataError, LabelMap, TruncationWarning, check_texts
 
 
@@ -83,13 +83,8 @@ class BertTokenClassifier(TaskModel):
         self.__dict__["_label_map"] = None
 
         # === Layers ===
-        self.dropout = keras.layers.Dropout(head_dropout_rate(self.encoder, dropout),
-                                            name="classifier_dropout")
-        self.logits = keras.layers.Dense(
-            num_labels, dtype="float32", name="logits",
-            kernel_initializer=keras.initializers.TruncatedNormal(
-                stddev=self.encoder.bert_config.initializer_range))
-        self.logits.build((None, None, self.encoder.bert_config.hidden_size))
+        self.dropout, self.logits = head_layers(self.encoder, dropout, num_labels,
+                                                "classifier_dropout", "logits", sequence=True)
         self.built = True
         if labels is not None:
             self.set_label_map(LabelMap(labels))
