@@ -99,3 +99,28 @@ def read_lines(path: str | os.PathLike, error: type[Exception] = NotUTF8Error) -
         return [line.rstrip("\r\n") for line in lines]
     with _open_binary(path) as f:
         return [line.rstrip("\r\n") for line in decode_lines(f, path, error)]
+
+
+def iter_lines(path: str | os.PathLike, error: type[Exception] = NotUTF8Error) -> Iterable[str]:
+    """Stream the lines of a UTF-8 text file (plain or gzip) without their line ends;
+    invalid UTF-8 raises `error` naming the file, the line and the column."""
+    path = os.fspath(path)
+    with _open_binary(path) as f:
+        for line in decode_lines(f, path, error):
+            yield line.rstrip("\r\n")
+
+
+def command_texts(texts: list[str] | None, input_path: str | None, *,
+                  default_input: str | None = None, skip_blank: bool = False) -> list[str]:
+    """The texts a command works on: its TEXT arguments, or the lines of its `--input` file
+    ("-" = standard input; `default_input` when neither is given). `skip_blank` drops the
+    lines that hold only white space. ValueError for both or neither."""
+    if input_path and texts:
+        raise ValueError("give texts as arguments or with --input, not both")
+    if texts:
+        return list(texts)
+    input_path = input_path or default_input
+    if not input_path:
+        raise ValueError("no texts: pass them as arguments or with --input FILE")
+    lines = read_lines(input_path)
+    return [line for line in lines if line.strip()] if skip_blank else lines

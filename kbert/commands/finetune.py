@@ -72,13 +72,9 @@ def resolve_options(args) -> dict:
     options = {key: default for key, _, default, _ in OPTIONS.values()}
     options["header"] = True
     if args.config:
-        with open(args.config, encoding="utf-8") as f:
-            try:
-                values = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{args.config}: not valid JSON ({e})") from None
-        if not isinstance(values, dict):
-            raise ValueError(f"{args.config}: expected a JSON object")
+        from kbert.config import read_json_file
+
+        values = read_json_file(args.config, ValueError)  # size-limited, UTF-8, an object
         unknown = sorted(set(values) - set(options))
         if unknown:
             raise ValueError(f"{args.config}: unknown keys {unknown}; known: {sorted(options)}")
