@@ -155,7 +155,8 @@ def is_same_run(config: PretrainConfig, directory: str | None = None) -> bool:
 # ---------------------------------------------------------------------------------- parts
 def prepare_vocabulary(config: PretrainConfig, log=print):
     """The given vocabulary, else the one in output_dir (a re-run reuses it), else a new one."""
-    from kbert.tokenization.vocab import VOCAB_FILE, Vocabulary, train_vocabulary
+    from kbert.tokenization.vocab import VOCAB_FILE, Vocabulary
+    from kbert.tokenization.vocab_training import train_vocabulary
 
     if config.vocab is not None:
         vocab = Vocabulary.load(config.vocab)
