@@ -39,7 +39,6 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import shutil
@@ -388,15 +387,3 @@ def _validate(path: str, model, tokenizer, max_length: int, texts: list[str], pa
     cos = cos[packed["padding_mask"] > 0]
     return {"texts": len(texts), "token_cosine_min": float(cos.min()),
             "token_cosine_mean": float(cos.mean())}
-
-
-def export_all_tflite(model, directory: str | os.PathLike, *, tokenizer=None,
-                      forms=FORMS, quantizations=QUANTIZATIONS, **kwargs) -> dict[str, str]:
-    """Every (form, quantization) variant into `directory`; returns {"<form>-<quant>": path}."""
-    paths = {}
-    for form, quantization in itertools.product(forms, quantizations):
-        key = f"{form}-{quantization}"
-        paths[key] = export_tflite(model, os.path.join(os.fspath(directory), f"{key}.tflite"),
-                                   tokenizer=tokenizer, inputs=form, quantization=quantization,
-                                   **kwargs)
-    return paths
