@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--output-dir", default="runs/pretrain_austen")
     args = parser.parse_args()
 
-    from kbert.commands.fill_mask import fill_mask, load_pretrainer
+    from kbert.fill_mask import fill_mask, load_pretrainer
     from kbert.commands.pretrain import report
     from kbert.training.pretrain import PretrainConfig, pretrain
 

@@ -18,6 +18,8 @@ import operator
 import os
 from typing import Any
 
+from kbert.errors import KbertError
+
 # The official BERT sizes (google-research/bert "BERT miniatures" plus base and large):
 # name -> (num_layers, hidden_size). Heads = hidden / 64, intermediate = 4 * hidden.
 PRESETS: dict[str, tuple[int, int]] = {
@@ -41,7 +43,7 @@ MAX_PARAMETERS = 10_000_000_000
 MAX_JSON_BYTES = 16 * 2**20  # configuration and metadata files; real ones are a few KB
 
 
-class ConfigError(ValueError):
+class ConfigError(KbertError, ValueError):
     """A model configuration that cannot describe a working BERT."""
 
 
@@ -186,12 +188,23 @@ class BertConfig:
             raise ConfigError(f"initializer_range must be > 0 and finite, got "
                               f"{self.initializer_range!r}")
 
-    def num_parameters(self) -> int:
-        """Weights of the encoder (embeddings, blocks, pooler), computed from the sizes."""
+    def num_parameters(self, pretraining_heads: bool = False) -> int:
+        """Trainable weights of a BERT of these sizes, computed from the sizes alone.
+
+        Encoder: embeddings V*H + P*H + T*H + 2H (LayerNorm); per block 4H^2 + 2HI + 9H + I
+        (QKV and output projections, two LayerNorms, the feed-forward pair); pooler H^2 + H.
+        `pretraining_heads` adds the MLM transform H^2 + H + 2H and output bias V (its decoder
+        is the tied token table) and NSP 2H + 2. Equal to `count_params()` of BertEncoder /
+        BertPretrainer (tests/test_safe_loading.py, tests/test_distribute.py check it).
+        """
         h, i = self.hidden_size, self.intermediate_size
-        embeddings = (self.vocab_size + self.max_position_embeddings + self.type_vocab_size) * h
-        block = 4 * h * h + 4 * h + 2 * h * i + i + h + 4 * h
-        return embeddings + 2 * h + self.num_layers * block + h * h + h
+        embeddings = (self.vocab_size + self.max_position_embeddings
+                      + self.type_vocab_size) * h + 2 * h
+        block = 4 * h * h + 2 * h * i + 9 * h + i
+        count = embeddings + self.num_layers * block + h * h + h
+        if pretraining_heads:
+            count += h * h + 3 * h + self.vocab_size + 2 * h + 2
+        return count
 
     def check_vocab(self, vocab_size: int) -> None:
         """Refuse a tokenizer whose vocabulary does not fit this model.

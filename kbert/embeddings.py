@@ -36,12 +36,11 @@ from typing import Sequence
 
 import numpy as np
 
+from kbert.errors import KbertError, TruncationWarning
+from kbert.tokenization.offsets import char_of_byte
 
-class TruncationWarning(UserWarning):
-    """Some texts were longer than the embedder's max_length; their tail was dropped."""
 
-
-class TextTooLongError(ValueError):
+class TextTooLongError(KbertError, ValueError):
     """A text is longer than max_length and truncation="error" was asked for."""
 
 
@@ -205,9 +204,9 @@ class ContextualEmbedder:
             if b - a > room:
                 too_long.append((n, int(b - a - room)))
             b = min(b, a + room)
-            char_of_byte = _char_of_byte(text)
-            encoded.append(_Encoded(flat[0][a:b].astype(np.int64), char_of_byte[flat[1][a:b]],
-                                    char_of_byte[flat[2][a:b]]))
+            index = char_of_byte(text)
+            encoded.append(_Encoded(flat[0][a:b].astype(np.int64), index[flat[1][a:b]],
+                                    index[flat[2][a:b]]))
         if too_long:
             detail = ", ".join(f"text {n}: {d} dropped" for n, d in too_long[:5])
             more = f" and {len(too_long) - 5} more texts" if len(too_long) > 5 else ""
@@ -259,10 +258,3 @@ def _check_texts(texts) -> list[str]:
     if bad:
         raise TypeError(f"texts must be strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
     return texts
-
-
-def _char_of_byte(text: str) -> np.ndarray:
-    """int64 [len(utf8) + 1]: the character index at each UTF-8 byte offset (for boundaries)."""
-    data = np.frombuffer(text.encode("utf-8"), np.uint8)
-    starts_char = (data & 0xC0) != 0x80
-    return np.concatenate([[0], np.cumsum(starts_char)]).astype(np.int64)

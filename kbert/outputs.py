@@ -23,8 +23,10 @@ import os
 import sys
 from typing import Callable, Iterable
 
+from kbert.errors import KbertError
 
-class OutputExistsError(ValueError):
+
+class OutputExistsError(KbertError, ValueError):
     """An output path that already holds something, without --overwrite."""
 
 

@@ -7,7 +7,8 @@ training) reports a decoding failure through `not_utf8`, so they all say the sam
 
 instead of Python's "'utf-8' codec can't decode byte 0xe9 in position 258". The line is found
 by re-reading the file in binary, line by line (plain or gzip), after a streaming decoder
-failed; `read_lines` decodes line by line itself. Imports nothing from kbert.
+failed; `read_lines` decodes line by line itself. Imports nothing from kbert but
+kbert.errors.
 
 Example:
     >>> import tempfile, os
@@ -27,11 +28,13 @@ import os
 import sys
 from typing import BinaryIO, Iterable
 
+from kbert.errors import KbertError
+
 _BOM = b"\xef\xbb\xbf"
 STDIN_NAME = "standard input"
 
 
-class NotUTF8Error(ValueError):
+class NotUTF8Error(KbertError, ValueError):
     """A text file (or standard input) that is not valid UTF-8; the message names the line."""
 
 
@@ -96,3 +99,28 @@ def read_lines(path: str | os.PathLike, error: type[Exception] = NotUTF8Error) -
         return [line.rstrip("\r\n") for line in lines]
     with _open_binary(path) as f:
         return [line.rstrip("\r\n") for line in decode_lines(f, path, error)]
+
+
+def iter_lines(path: str | os.PathLike, error: type[Exception] = NotUTF8Error) -> Iterable[str]:
+    """Stream the lines of a UTF-8 text file (plain or gzip) without their line ends;
+    invalid UTF-8 raises `error` naming the file, the line and the column."""
+    path = os.fspath(path)
+    with _open_binary(path) as f:
+        for line in decode_lines(f, path, error):
+            yield line.rstrip("\r\n")
+
+
+def command_texts(texts: list[str] | None, input_path: str | None, *,
+                  default_input: str | None = None, skip_blank: bool = False) -> list[str]:
+    """The texts a command works on: its TEXT arguments, or the lines of its `--input` file
+    ("-" = standard input; `default_input` when neither is given). `skip_blank` drops the
+    lines that hold only white space. ValueError for both or neither."""
+    if input_path and texts:
+        raise ValueError("give texts as arguments or with --input, not both")
+    if texts:
+        return list(texts)
+    input_path = input_path or default_input
+    if not input_path:
+        raise ValueError("no texts: pass them as arguments or with --input FILE")
+    lines = read_lines(input_path)
+    return [line for line in lines if line.strip()] if skip_blank else lines

@@ -124,7 +124,9 @@ def kbert_half(work: str) -> None:
     from test_convert import TOKENS, random_encoder, sample_inputs
     from test_safe_pickle import _state
 
-    from kbert.convert import save_pytorch_bin, save_transformers_checkpoint
+    from pytorch_bin import save_pytorch_bin
+
+    from kbert.convert import save_transformers_checkpoint
 
     inputs = sample_inputs()
     np.savez(os.path.join(work, "inputs.npz"), **inputs)

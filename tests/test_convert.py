@@ -15,8 +15,9 @@ from kbert.loading import load
 from kbert.config import BertConfig
 from kbert.convert import (
     CheckpointError, load_google_checkpoint, 
-    load_transformers_checkpoint, save_kbert_model, save_pytorch_bin,
+    load_transformers_checkpoint, save_kbert_model,
     save_transformers_checkpoint)
+from pytorch_bin import save_pytorch_bin
 from kbert.convert.transformers_ckpt import config_from_transformers
 
 TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "bank", "river", "money", "a",

@@ -417,11 +417,11 @@ def test_parameter_count_matches_the_built_models_and_the_table():
 
     cfg = BertConfig(vocab_size=50, hidden_size=16, num_layers=2, num_heads=2,
                      intermediate_size=24, max_position_embeddings=20)
-    assert distribute.parameter_count(cfg) == BertPretrainer.from_bert_config(cfg).count_params()
-    assert distribute.parameter_count(cfg, pretraining_heads=False) == \
-        BertEncoder.from_bert_config(cfg).count_params()
+    pretrainer = BertPretrainer.from_bert_config(cfg)
+    assert cfg.num_parameters(pretraining_heads=True) == pretrainer.count_params()
+    assert cfg.num_parameters() == BertEncoder.from_bert_config(cfg).count_params()
     base = BertConfig.preset("base", vocab_size=30522)
-    assert distribute.parameter_count(base, pretraining_heads=False) == 109_482_240  # bert-base
+    assert base.num_parameters() == 109_482_240  # bert-base
     assert distribute.allreduce_bytes_per_step(1000, 1) == 0
     assert distribute.allreduce_bytes_per_step(1000, 2) == 4000  # 2 (N-1)/N x 4 bytes
     table = distribute.scaling_table()

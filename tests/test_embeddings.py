@@ -60,6 +60,16 @@ def test_token_records_carry_pieces_and_character_spans(tiny):
         "Café", "by", "the", "RIVER", ",", "walk", "ing", "!"]
 
 
+def test_words_of_a_text_with_lone_surrogates(tiny):
+    # a lone surrogate ("\ud83d": half an emoji) is 3 bytes the tokenizer drops; the spans of
+    # the words around it are still character spans of the original str
+    encoder, tokenizer = tiny
+    text = "the \ud83d river\udfff bank"
+    words = ContextualEmbedder(encoder, tokenizer).words([text])[0]
+    assert [w.word for w in words] == ["the", "river", "bank"]
+    assert [(w.start, w.end) for w in words] == [(0, 3), (6, 11), (13, 17)]
+
+
 def test_words_group_continuation_pieces(tiny):
     encoder, tokenizer = tiny
     text = "Fishing by the rivers"

@@ -163,3 +163,19 @@ def test_graph_uses_core_tensorflow_ops_only():
     not_core = {t for t in types if not hasattr(tf.raw_ops, t)
                 and t not in ("Placeholder", "NoOp", "Identity")}
     assert not not_core
+
+
+def test_pack_id_lists_packs_python_lists_as_pack_segments_does():
+    from kbert.tokenization.packing import pack_id_lists
+
+    a, b = [[7, 8, 9], [5], []], [[10, 11], [12, 13, 14], [15]]
+    got = pack_id_lists([a, b], 8, cls_id=2, sep_id=3, pad_id=0)
+    want = pack_segments([tf.ragged.constant(a, tf.int32), tf.ragged.constant(b, tf.int32)], 8,
+                         cls_id=2, sep_id=3, pad_id=0)
+    for key, value in want.items():
+        assert isinstance(got[key], np.ndarray)
+        np.testing.assert_array_equal(got[key], value.numpy())
+    single = pack_id_lists([a], 5, cls_id=2, sep_id=3)
+    assert single["token_ids"].tolist() == [[2, 7, 8, 9, 3], [2, 5, 3, 0, 0], [2, 3, 0, 0, 0]]
+    with pytest.raises(ValueError, match="8 tokens do not fit max_length=6"):
+        pack_id_lists([a, b], 6, cls_id=2, sep_id=3)

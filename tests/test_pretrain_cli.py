@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from kbert.commands import fill_mask as fill_mask_cmd
+import kbert.fill_mask as fill_mask_lib
 from kbert.commands import pretrain as pretrain_cmd
 from test_training import TINY_MODEL, make_corpus, make_vocab
 
@@ -50,7 +50,7 @@ def test_fill_mask_probabilities_are_the_softmax_at_each_mask(tmp_path):
     tokenizer = BertTokenizer(vocab)
     model = BertPretrainer.from_bert_config(BertConfig(vocab_size=vocab.size, **TINY_MODEL))
     texts = ["the [MASK] sat on the [MASK]", "a dog [MASK]"]
-    results = fill_mask_cmd.fill_mask(model, tokenizer, texts, top_k=3)
+    results = fill_mask_lib.fill_mask(model, tokenizer, texts, top_k=3)
     assert [len(r) for r in results] == [2, 1]
     ids = tokenizer(texts, max_length=8)
     logits = np.asarray(model({**{k: np.asarray(v) for k, v in ids.items()},
@@ -62,7 +62,7 @@ def test_fill_mask_probabilities_are_the_softmax_at_each_mask(tmp_path):
         assert [t for t, _ in results[i][j]] == [vocab.tokens[b] for b in best]
         np.testing.assert_allclose([p for _, p in results[i][j]], probs[i, j, best], rtol=1e-5)
     with pytest.raises(ValueError, match=r"no \[MASK\]"):
-        fill_mask_cmd.fill_mask(model, tokenizer, ["the cat sat"])
+        fill_mask_lib.fill_mask(model, tokenizer, ["the cat sat"])
 
 
 @pytest.mark.slow

@@ -101,7 +101,7 @@ def test_the_lambda_payload_is_real(tmp_path, unsafe_allowed):
 
 def _loaders(tmp_path, keras_file):
     """Every kbert entry point that reads a .keras file, pointed at `keras_file`."""
-    from kbert.commands.fill_mask import load_pretrainer
+    from kbert.fill_mask import load_pretrainer
     from kbert.tasks import BertClassifier
     from kbert.tasks.loading import load_encoder
 

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from kbert.convert import safe_pickle
-from kbert.convert.safe_pickle import UnsafePickleError, load_pytorch_bin, save_pytorch_bin
+from kbert.convert.safe_pickle import UnsafePickleError, load_pytorch_bin
+import pytorch_bin
+from pytorch_bin import save_pytorch_bin
 
 
 def _state():
@@ -74,11 +76,11 @@ def test_malicious_pickle_is_refused_and_runs_nothing(tmp_path, payload_class):
 
 def test_payload_hidden_after_real_tensors_is_refused(tmp_path):
     marker = tmp_path / "pwned"
-    evil = safe_pickle._Call(safe_pickle._Global("os", "system"), (f"touch {marker}",))
-    ordered = safe_pickle._Global("collections", "OrderedDict")
-    items = [("ok", safe_pickle._Call(ordered, ())), ("evil", evil)]
+    evil = pytorch_bin.Call(pytorch_bin.Global("os", "system"), (f"touch {marker}",))
+    ordered = pytorch_bin.Global("collections", "OrderedDict")
+    items = [("ok", pytorch_bin.Call(ordered, ())), ("evil", evil)]
     buffer = io.BytesIO()
-    safe_pickle._Writer(buffer, protocol=2).dump(safe_pickle._Call(ordered, (items,)))
+    pytorch_bin.Writer(buffer, protocol=2).dump(pytorch_bin.Call(ordered, (items,)))
     _zip_with_pickle(tmp_path / "m.bin", buffer.getvalue())
     with pytest.raises(UnsafePickleError, match="os.system"):
         load_pytorch_bin(tmp_path / "m.bin")

@@ -54,8 +54,12 @@ def test_finetune_then_classify(tmp_path, capsys):
                                          "--batch-size", "4", "--validation-split", "0.25",
                                          "--output-dir", str(out), "--quiet"]))
     assert code == 0
+    from kbert.tasks.plots import have_matplotlib
+
+    plots = "png" if have_matplotlib() else "txt"
     for name in ("model.keras", "vocab.txt", "labels.json", "task.json", "metrics.json",
-                 "confusion_validation.png", "report_validation.txt"):
+                 f"confusion_validation.{plots}", f"training_curves.{plots}",
+                 "report_validation.txt"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["validation"]["confusion_matrix"] and metrics["options"]["epochs"] == 1

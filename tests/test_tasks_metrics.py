@@ -1,13 +1,10 @@
-"""kbert.tasks.metrics: scores against hand-computed values, and the confusion-matrix PNG."""
-
-import struct
-import zlib
+"""kbert.tasks.metrics: scores against hand-computed values, the text confusion matrix;
+kbert.tasks.plots: PNGs with matplotlib, text without."""
 
 import numpy as np
 import pytest
 
-from kbert.tasks.metrics import (cell_color, classification_report, confusion_layout,
-                                 confusion_matrix)
+from kbert.tasks.metrics import classification_report, confusion_matrix
 
 # 3 classes, 10 examples; worked by hand:
 #   true  0 0 0 0 1 1 1 2 2 2
@@ -48,49 +45,55 @@ def test_out_of_range_ids_are_an_error():
         confusion_matrix([0, 2], [0, 1], 2)
 
 
-def _read_png(path):
-    """A minimal independent PNG reader: checks signature and CRCs, returns RGB [h, w, 3]."""
-    data = open(path, "rb").read()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, chunks = 8, []
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
-        assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF, f"bad CRC in {kind}"
-        chunks.append((kind, body))
-        pos += 12 + length
-    assert chunks[0][0] == b"IHDR" and chunks[-1][0] == b"IEND"
-    width, height, depth, color = struct.unpack(">IIBB", chunks[0][1][:10])
-    assert (depth, color) == (8, 2)
-    raw = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
-    rows = np.frombuffer(raw, np.uint8).reshape(height, 1 + 3 * width)
-    assert (rows[:, 0] == 0).all()  # filter type 0 on every row
-    return rows[:, 1:].reshape(height, width, 3)
+def test_confusion_header_separates_and_aligns_the_labels():
+    report = classification_report([0, 1, 1, 0, 1], [0, 1, 0, 0, 1], ["certain", "uncertain"])
+    header, *rows = report.confusion_text().splitlines()
+    assert "certain  uncertain" in header and "certainuncertain" not in header
+    assert rows[0].split() == ["certain", "2", "0"] and rows[1].split() == ["uncertain", "1", "2"]
+    # every count ends where its label ends
+    for name in ("certain", "uncertain"):
+        end = header.index(name) + len(name)
+        assert all(row[end - 1].isdigit() for row in rows)
+    assert report.confusion_text() in report.format()
 
 
-def test_png_is_valid_and_cells_reflect_the_matrix(tmp_path):
-    matrix = np.array([[8, 2, 0], [1, 3, 6], [0, 0, 5]])
-    report = classification_report(np.repeat([0, 0, 1, 1, 2], [8, 2, 1, 3, 0]).tolist() +
-                                   [1] * 6 + [2] * 5,
-                                   [0] * 8 + [1] * 2 + [0] + [1] * 3 + [2] * 6 + [2] * 5,
-                                   ["neg", "neu", "pos"])
-    assert report.confusion.tolist() == matrix.tolist()
-    path = tmp_path / "cm.png"
-    report.save_confusion_png(str(path))
-    image = _read_png(path)
-    layout = confusion_layout(matrix, ["neg", "neu", "pos"])
-    assert image.shape == (layout["height"], layout["width"], 3)
-    cell = layout["cell"]
-    for t in range(3):
-        for p in range(3):
-            x, y = layout["left"] + p * cell, layout["top"] + t * cell
-            corner = tuple(int(v) for v in image[y + 3, x + 3])  # inside the cell, off the text
-            assert corner == cell_color(matrix[t, p] / matrix[t].sum()), (t, p)
-    # darker means a larger share of the row: the diagonal of row 0 is darker than its neighbour
-    assert image[layout["top"] + 3, layout["left"] + 3].sum() < image[
-        layout["top"] + 3, layout["left"] + cell + 3].sum()
-    # the counts are drawn: a cell holding a number has ink of the text colours in its middle
-    middle = image[layout["top"] + cell // 2 - 6:layout["top"] + cell // 2 + 6,
-                   layout["left"] + cell // 2 - 6:layout["left"] + cell // 2 + 6]
-    assert (middle == 255).all(axis=-1).any()  # white digits on the dark diagonal cell
+HISTORY = {"loss": [0.9, 0.6, 0.4], "val_loss": [0.8, 0.7, 0.65],
+           "accuracy": [0.5, 0.7, 0.8], "val_accuracy": [0.55, 0.6, 0.7]}
+
+
+def test_plots_are_pngs_with_matplotlib(tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib.image import imread
+
+    from kbert.tasks.plots import save_plots
+
+    report = classification_report(TRUE, PRED, ["neg", "neu", "pos"])
+    written, note = save_plots(tmp_path, {"validation": report}, HISTORY)
+    assert note == ""
+    assert written == [str(tmp_path / "confusion_validation.png"),
+                       str(tmp_path / "training_curves.png")]
+    for path in written:
+        assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+        image = imread(path)
+        assert image.ndim == 3 and min(image.shape[:2]) > 100
+        assert image.std() > 0  # something is drawn
+
+
+def test_without_matplotlib_plots_fall_back_to_text(tmp_path, monkeypatch):
+    import sys
+
+    from kbert.tasks.plots import NO_MATPLOTLIB, save_plots
+
+    for name in [m for m in sys.modules if m.split(".")[0] == "matplotlib"] + ["matplotlib"]:
+        monkeypatch.setitem(sys.modules, name, None)  # `import matplotlib(.x)` fails
+    report = classification_report(TRUE, PRED, ["neg", "neu", "pos"])
+    written, note = save_plots(tmp_path, {"validation": report}, HISTORY)
+    assert note == NO_MATPLOTLIB and "\n" not in note and "kbert[plots]" in note
+    assert written == [str(tmp_path / "confusion_validation.txt"),
+                       str(tmp_path / "training_curves.txt")]
+    assert report.confusion_text() in (tmp_path / "confusion_validation.txt").read_text()
+    curves = (tmp_path / "training_curves.txt").read_text().splitlines()
+    assert curves[0].split() == ["epoch", "loss", "val_loss", "accuracy", "val_accuracy"]
+    assert curves[3].split() == ["3", "0.4000", "0.6500", "0.8000", "0.7000"]
+    with pytest.raises(ImportError, match="kbert\\[plots\\]"):
+        report.save_confusion_png(str(tmp_path / "cm.png"))

@@ -6,7 +6,8 @@ import pytest
 from test_tasks_support import encoder, tokenizer, with_tokenizer
 
 from kbert.tasks import BertSpanExtractor, BertTokenClassifier, DataError, LabelMap
-from kbert.tasks.alignment import byte_to_char, tokenize_with_char_offsets
+from kbert.tasks.alignment import tokenize_with_char_offsets
+from kbert.tokenization.offsets import char_of_byte, utf8_bytes
 from kbert.tasks.token_classifier import bio_entities
 
 TEXT = "José lives in São Paulo, near Zürich!"
@@ -19,12 +20,23 @@ def _id(piece):
     return tokenizer().vocab.token_to_id[piece]
 
 
-def test_byte_to_char_offsets():
+def test_char_of_byte_offsets():
     text = "aé€😀b"
-    index = byte_to_char(text)
+    index = char_of_byte(text)
     for char, position in ((0, 0), (1, 1), (2, 3), (3, 6), (4, 10)):
         assert index[position] == char
     assert index[len(text.encode())] == len(text)
+
+
+def test_char_of_byte_takes_lone_surrogates_as_the_tokenizer_does():
+    # "\ud83d" (half an emoji) has no UTF-8 form; the tokenizer reads it as 3 invalid bytes
+    text = "caf\ud83d bank \udfff!"
+    index = char_of_byte(text)
+    assert len(index) == len(utf8_bytes(text)) + 1 and index[-1] == len(text)
+    assert index[3:6].tolist() == [3, 3, 3] and index[6] == 4
+    pieces = tokenize_with_char_offsets(tokenizer(), [text])[0]
+    assert "".join(text[p.start:p.end] for p in pieces) == "cafbank!"  # the surrogates dropped
+    assert [p.start for p in pieces][-5:] == [5, 6, 7, 8, 11]
 
 
 def test_pieces_carry_character_spans_of_the_original_text():

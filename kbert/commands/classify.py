@@ -25,15 +25,9 @@ def add_arguments(parser) -> None:
 
 
 def _texts(args) -> list[str]:
-    if args.input and args.texts:
-        raise ValueError("give texts as arguments or with --input, not both")
-    if args.input:
-        from kbert.textfiles import read_lines
+    from kbert.textfiles import command_texts
 
-        return [line for line in read_lines(args.input) if line.strip()]
-    if not args.texts:
-        raise ValueError("no texts: pass them as arguments or with --input")
-    return list(args.texts)
+    return command_texts(args.texts, args.input, skip_blank=True)
 
 
 def load_classifier(source: str):

@@ -55,15 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _read_texts(args) -> list[str]:
-    if args.input and args.texts:
-        raise ValueError("give texts as arguments or with --input, not both")
-    if args.input:
-        from kbert.textfiles import read_lines
+    from kbert.textfiles import command_texts
 
-        return read_lines(args.input)
-    if not args.texts:
-        raise ValueError("no texts: pass them as arguments or with --input FILE")
-    return list(args.texts)
+    return command_texts(args.texts, args.input)
 
 
 def _check(args) -> str | None:

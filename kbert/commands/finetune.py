@@ -10,7 +10,9 @@ directory. Flags override the JSON config file (keys = the flag names with under
 {"train": "data.csv", "text_column": "sentence", "epochs": 3}). Without `--validation`, a
 seeded stratified `--validation-split` of the training file is held out; the best epoch on it
 is restored. Writes the classifier directory (model.keras, vocab.txt, labels.json, task.json),
-metrics.json, and for each evaluated set a text report and confusion_<set>.png.
+metrics.json, for each evaluated set a text report and confusion_<set>.png, and
+training_curves.png (loss and validation accuracy per epoch). The PNGs need matplotlib (the
+`kbert[plots]` extra); without it they are .txt files, with a one-line note.
 """
 
 from __future__ import annotations
@@ -132,6 +134,7 @@ def _run(options: dict, args, job) -> int:
     from kbert.outputs import fit_verbosity
     from kbert.tasks import BertClassifier, stratified_split
     from kbert.tasks.data import LabelMap
+    from kbert.tasks.plots import save_plots
 
     keras.utils.set_random_seed(options["seed"])
     train = _load(options["train"], options)
@@ -175,14 +178,17 @@ def _run(options: dict, args, job) -> int:
     sets = [("validation", validation)]
     if options["test"]:
         sets.append(("test", _load(options["test"], options)))
+    reports = {}
     if problem_type == "single_label":
         for name, data in sets:
-            report = model.evaluate_texts(data)
+            report = reports[name] = model.evaluate_texts(data)
             print(f"\n== {name} ==\n{report.format()}")
             with open(os.path.join(out, f"report_{name}.txt"), "w", encoding="utf-8") as f:
                 f.write(report.format() + "\n")
-            report.save_confusion_png(os.path.join(out, f"confusion_{name}.png"))
             metrics[name] = report.to_dict()
+    _, note = save_plots(out, reports, metrics["history"])
+    if note:
+        print(f"\n{note}")
     if job.distributed:
         metrics["distribution"] = job.describe()
     with open(os.path.join(out, "metrics.json"), "w", encoding="utf-8") as f:

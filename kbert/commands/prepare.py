@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from kbert.corpora import expand_paths
     from kbert.data import tfrecords
-    from kbert.data.pipeline import pair_dataset, resolve_tokenizer
+    from kbert.data.pipeline import pair_dataset
+    from kbert.tokenization.tokenizer import resolve_tokenizer
 
     if args.dupe_factor < 1:
         raise ValueError(f"--dupe-factor must be >= 1, got {args.dupe_factor}")

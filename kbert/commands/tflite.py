@@ -41,14 +41,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _calibration_texts(source: str, count: int) -> list[str]:
-    from kbert.corpora import read_lines
+    from kbert.corpora import CorpusError, expand_paths
+    from kbert.textfiles import iter_lines
 
     texts = []
-    for line in read_lines(source):
-        if len(line.split()) >= 4:
-            texts.append(line.strip())
-            if len(texts) == count:
-                break
+    for path in expand_paths(source):
+        for line in iter_lines(path, CorpusError):
+            if len(line.split()) >= 4:
+                texts.append(line.strip())
+                if len(texts) == count:
+                    return texts
     if not texts:
         raise ValueError(f"no calibration texts (lines of 4+ words) in {source!r}")
     return texts

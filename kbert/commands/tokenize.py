@@ -29,12 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kbert.textfiles import read_lines
+    from kbert.textfiles import command_texts
     from kbert.tokenization.tokenizer import BertTokenizer
 
-    if args.input and args.texts:
-        raise ValueError("give texts as arguments or with --input, not both")
-    texts = args.texts or read_lines(args.input or "-")
+    texts = command_texts(args.texts, args.input, default_input="-")
     tokenizer = BertTokenizer(args.vocab, lower_case=args.lower_case)
     ids, starts, ends = tokenizer.tokenize_with_offsets(texts)
     pieces = tokenizer.id_to_piece(ids)

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from kbert.outputs import check_output
-    from kbert.tokenization.vocab import train_vocabulary
+    from kbert.tokenization.vocab_training import train_vocabulary
 
     check_output(args.output, overwrite=args.overwrite, flag="--output")
     start = time.perf_counter()

@@ -22,7 +22,7 @@ import json
 import os
 
 from kbert.convert.google_ckpt import load_google_checkpoint
-from kbert.convert.safe_pickle import UnsafePickleError, load_pytorch_bin, save_pytorch_bin
+from kbert.convert.safe_pickle import UnsafePickleError, load_pytorch_bin
 from kbert.convert.transformers_ckpt import (
     CheckpointError, load_transformers_checkpoint, save_transformers_checkpoint,
     transformers_weights_to_encoder)
@@ -32,7 +32,7 @@ ENCODER_FILE = "encoder.keras"
 __all__ = [
     "CheckpointError", "UnsafePickleError", "load_google_checkpoint",
     "load_pytorch_bin", "load_transformers_checkpoint", "save_kbert_model",
-    "save_pytorch_bin", "save_transformers_checkpoint", "transformers_weights_to_encoder",
+    "save_transformers_checkpoint", "transformers_weights_to_encoder",
 ]
 
 

@@ -1,4 +1,4 @@
-"""Read (and write) PyTorch `pytorch_model.bin` state dicts with numpy only: no torch, no code.
+"""Read PyTorch `pytorch_model.bin` state dicts with numpy only: no torch, no code.
 
 A `torch.save` file is a zip holding `<name>/data.pkl` (a pickle of the state dict) and one raw
 storage per tensor under `<name>/data/<key>`. Unpickling an untrusted pickle can run any code,
@@ -7,14 +7,12 @@ so `load_pytorch_bin` uses an unpickler that resolves only the globals a tensor 
 `collections.OrderedDict`, ...), each implemented here with numpy. Any other global
 (`os.system`, `builtins.eval`, ...) raises `UnsafePickleError` before anything runs.
 
-`save_pytorch_bin` writes the same format (readable by `torch.load(..., weights_only=True)`).
+The tests write such files with `tests/pytorch_bin.py` (`save_pytorch_bin`, numpy only).
 
 Example:
-    >>> import numpy as np, tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "pytorch_model.bin")
-    >>> save_pytorch_bin({"w": np.eye(2, dtype=np.float32)}, path)
-    >>> load_pytorch_bin(path)["w"].tolist()
-    [[1.0, 0.0], [0.0, 1.0]]
+    >>> state = load_pytorch_bin("bert-base-uncased/pytorch_model.bin")  # doctest: +SKIP
+    >>> state["bert.pooler.dense.bias"].shape                             # doctest: +SKIP
+    (768,)
 """
 
 from __future__ import annotations
@@ -27,12 +25,12 @@ import zipfile
 
 import numpy as np
 
+from kbert.errors import KbertError
 
-class UnsafePickleError(ValueError):
+
+class UnsafePickleError(KbertError, ValueError):
     """A pickle that asks for something other than tensors (or is not a torch state dict)."""
 
-
-# ---------------------------------------------------------------------------------- reading
 
 # legacy typed storage class name -> numpy dtype ("bfloat16" is widened to float32 on load)
 _STORAGE_DTYPES = {
@@ -195,75 +193,3 @@ def load_pytorch_bin(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if bad:
         raise UnsafePickleError(f"{source}: entries that are not named tensors: {bad[:5]}")
     return dict(state)
-
-
-# ---------------------------------------------------------------------------------- writing
-
-_DTYPE_STORAGE = {np.dtype(v): k for k, v in _STORAGE_DTYPES.items()
-                  if k not in ("BFloat16Storage", "UntypedStorage")}
-
-
-class _Global:
-    """A name the writer emits as a pickle GLOBAL opcode (nothing is imported)."""
-
-    def __init__(self, module: str, name: str):
-        self.module, self.name = module, name
-
-    def __call__(self, *args):  # pickle requires reduce functions to be callable
-        raise TypeError("placeholder")
-
-
-class _Call:
-    def __init__(self, func: _Global, args: tuple):
-        self.func, self.args = func, args
-
-    def __reduce__(self):
-        return self.func, self.args
-
-
-class _StorageRef:
-    def __init__(self, key: str, array: np.ndarray):
-        self.key, self.array = key, array
-
-
-class _Writer(pickle._Pickler):  # the pure-Python pickler lets `save` be overridden
-    def persistent_id(self, obj):
-        if isinstance(obj, _StorageRef):
-            kind = _Global("torch", _DTYPE_STORAGE[obj.array.dtype])
-            return ("storage", kind, obj.key, "cpu", obj.array.size)
-        return None
-
-    def save(self, obj, save_persistent_id=True):
-        if isinstance(obj, _Global):
-            self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode("utf-8"))
-            return
-        super().save(obj, save_persistent_id)
-
-
-def save_pytorch_bin(state_dict: dict[str, np.ndarray], path: str | os.PathLike) -> None:
-    """Write {name: array} as a torch-loadable `pytorch_model.bin` (contiguous, little-endian)."""
-    ordered = _Global("collections", "OrderedDict")
-    rebuild = _Global("torch._utils", "_rebuild_tensor_v2")
-    items, storages = [], []
-    for i, (name, value) in enumerate(state_dict.items()):
-        array = np.array(value, order="C", copy=None)  # ascontiguousarray makes 0-d arrays 1-d
-        if array.dtype not in _DTYPE_STORAGE:
-            raise ValueError(f"{name}: dtype {array.dtype} has no torch storage type")
-        array = array.astype(array.dtype.newbyteorder("<"), copy=False)
-        ref = _StorageRef(str(i), array)
-        storages.append(ref)
-        stride, step = [], 1
-        for n in reversed(array.shape):
-            stride.insert(0, step)
-            step *= n
-        args = (ref, 0, tuple(array.shape), tuple(stride), False, _Call(ordered, ()))
-        items.append((name, _Call(rebuild, args)))
-    buffer = io.BytesIO()
-    _Writer(buffer, protocol=2).dump(_Call(ordered, (items,)))
-    root = "archive"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        archive.writestr(f"{root}/data.pkl", buffer.getvalue())
-        archive.writestr(f"{root}/byteorder", "little")
-        for ref in storages:
-            archive.writestr(f"{root}/data/{ref.key}", ref.array.tobytes())
-        archive.writestr(f"{root}/version", "3\n")

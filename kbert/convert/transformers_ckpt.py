@@ -30,6 +30,7 @@ from typing import Any, Callable
 import numpy as np
 
 from kbert.config import BertConfig, ConfigError
+from kbert.errors import KbertError
 
 CONFIG_FILE = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
@@ -47,7 +48,7 @@ _ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "g
 _EXPORT_ACTIVATIONS = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu"}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(KbertError, ValueError):
     """A checkpoint that cannot be converted: missing files or keys, wrong shapes, bad config."""
 
 

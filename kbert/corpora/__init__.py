@@ -20,12 +20,13 @@ import os
 from importlib import resources
 from typing import Iterable, Iterator
 
+from kbert.errors import KbertError
 from kbert.textfiles import not_utf8
 
 TEXT_SUFFIXES = (".txt", ".txt.gz", ".gz", ".text")
 
 
-class CorpusError(ValueError):
+class CorpusError(KbertError, ValueError):
     """A corpus path or file that cannot be read as text."""
 
 

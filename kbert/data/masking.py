@@ -28,11 +28,13 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from kbert.errors import KbertError
+
 MASK, RANDOM, KEEP, EMPTY = 0, 1, 2, -1  # the `masked_actions` codes (debug output)
 REPLACEMENTS = ("unigram", "uniform")
 
 
-class MaskingError(ValueError):
+class MaskingError(KbertError, ValueError):
     """Masking options or a vocabulary that cannot produce MLM examples."""
 
 

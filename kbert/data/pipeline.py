@@ -19,7 +19,6 @@ exactly the same batches.
 from __future__ import annotations
 
 import itertools
-import os
 
 import tensorflow as tf
 
@@ -27,24 +26,12 @@ from kbert.corpora import CorpusError
 from kbert.data import corpus as corpus_lib
 from kbert.data.masking import MlmMasker
 from kbert.data.pairs import PairOptions, nsp_pairs
+from kbert.tokenization.tokenizer import resolve_tokenizer  # also imported from here (bench)
 
 FEATURE_NAMES = ("token_ids", "segment_ids", "padding_mask", "masked_positions")
 LABEL_NAMES = ("masked_ids", "masked_weights", "next_sentence_labels")
 PAIR_NAMES = ("token_ids", "segment_ids", "padding_mask", "next_sentence_labels")
 _SEED_OFFSETS = {"documents": 0, "pairs": 2, "examples": 3, "masks": 4}
-
-
-def resolve_tokenizer(tokenizer_or_vocab):
-    """A BertTokenizer from a BertTokenizer, a Vocabulary, or a vocab.txt path / directory."""
-    from kbert.tokenization.tokenizer import BertTokenizer
-    from kbert.tokenization.vocab import Vocabulary
-
-    if isinstance(tokenizer_or_vocab, BertTokenizer):
-        return tokenizer_or_vocab
-    if isinstance(tokenizer_or_vocab, (Vocabulary, str, os.PathLike)):
-        return BertTokenizer(tokenizer_or_vocab)
-    raise ValueError("tokenizer_or_vocab must be a BertTokenizer, a Vocabulary or the path of a "
-                     f"vocabulary, got {type(tokenizer_or_vocab).__name__}")
 
 
 def _sub_seed(seed: int, name: str) -> int:

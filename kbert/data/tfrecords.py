@@ -22,12 +22,14 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from kbert.errors import KbertError
+
 METADATA_FILE = "pairs.json"
 FORMAT_NAME = "kbert-nsp-pairs"
 FORMAT_VERSION = 1
 
 
-class PairFileError(ValueError):
+class PairFileError(KbertError, ValueError):
     """A pairs directory that is missing, inconsistent or does not fit the requested setup."""
 
 

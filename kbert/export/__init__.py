@@ -23,7 +23,6 @@ _EXPORTS = {
     "OpReport": "kbert.export.op_check",
     "write_warmup_requests": "kbert.export.warmup",
     "export_tflite": "kbert.export.tflite",
-    "export_all_tflite": "kbert.export.tflite",
     "QUANTIZATIONS": "kbert.export.tflite",
     "TFLiteEncoder": "kbert.export.litert",
     "LiteRTError": "kbert.export.litert",

@@ -17,10 +17,12 @@ import os
 
 import numpy as np
 
+from kbert.errors import KbertError
+
 METADATA_SUFFIX = ".json"
 
 
-class LiteRTError(ValueError):
+class LiteRTError(KbertError, ValueError):
     """A .tflite file or an input that TFLiteEncoder cannot use."""
 
 

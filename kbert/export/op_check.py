@@ -26,6 +26,8 @@ import collections
 import dataclasses
 import os
 
+from kbert.errors import KbertError
+
 # The ops of tensorflow-text 2.12.1 that tensorflow-text 2.21 still registers: the names
 # registered by the 2.21.1 op libraries whose NUL-terminated name string occurs in the 2.12.1
 # wheel's op libraries (`pip download tensorflow-text==2.12.1`, checked by hand, 2024 wheels).
@@ -49,7 +51,7 @@ NEWER_TFTEXT_OPS = frozenset({
     "TFText>RoundRobinTrim", "TFText>RoundRobinGenerateMasks", "TFText>Utf8Binarize"})
 
 
-class OpCheckError(ValueError):
+class OpCheckError(KbertError, ValueError):
     """A SavedModel needs ops that stock TensorFlow Serving (2.16+) does not register."""
 
 

@@ -22,6 +22,7 @@ import uuid
 
 import numpy as np
 
+from kbert.errors import KbertError
 from kbert.export.op_check import check_serving_ops
 from kbert.export.warmup import write_warmup_requests
 
@@ -43,7 +44,7 @@ WARMUP_PAIRS = ("A fox jumped.", "Every rich bachelor wants a wife.")
 WARMUP_CHOICES = (("It landed.", "It sang."), ("He married.", "He did not."))
 
 
-class ExportError(ValueError):
+class ExportError(KbertError, ValueError):
     """A model, tokenizer or destination that cannot be exported as asked."""
 
 
@@ -89,18 +90,16 @@ def head_labels(head) -> list[str]:
     return [str(c) for c in (label_map.labels if label_map else range(head.num_labels))]
 
 
-def resolve_tokenizer(model, tokenizer,
-                      needed_for: str = "a text signature needs the tokenizer"):
-    """The given tokenizer, else the model's; ExportError naming `needed_for` when neither."""
-    tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
-    if tokenizer is None:
-        raise ExportError(f"{needed_for}: pass tokenizer=BertTokenizer(...)")
+def model_tokenizer(model, tokenizer,
+                    needed_for: str = "a text signature needs the tokenizer"):
+    """The given tokenizer, else the model's, checked against the encoder's token table
+    (`kbert.tokenization.tokenizer.resolve_tokenizer`); ExportError when there is none."""
+    from kbert.tokenization.tokenizer import resolve_tokenizer
+
     encoder, _ = split_model(model)
-    if tokenizer.vocab_size != encoder.bert_config.vocab_size:
-        raise ExportError(
-            f"the tokenizer has {tokenizer.vocab_size} entries but the encoder's token table has "
-            f"{encoder.bert_config.vocab_size}: they do not belong together")
-    return tokenizer
+    return resolve_tokenizer(tokenizer, fallback=getattr(model, "tokenizer", None),
+                             vocab_size=encoder.bert_config.vocab_size, needed_for=needed_for,
+                             error=ExportError)
 
 
 def resolve_max_length(model, tokenizer, max_length: int | None) -> int:
@@ -552,7 +551,7 @@ def export_saved_model(model, tokenizer=None, base_dir: str | os.PathLike = "sav
     """
     import tensorflow as tf
 
-    tokenizer = resolve_tokenizer(model, tokenizer)
+    tokenizer = model_tokenizer(model, tokenizer)
     max_length = resolve_max_length(model, tokenizer, max_length)
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise ExportError(f"model name must be letters, digits, '.', '_' or '-', got {name!r}")

@@ -39,7 +39,6 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import shutil
@@ -48,8 +47,9 @@ import warnings
 
 import numpy as np
 
-from kbert.export.saved_model import (ExportError, ServingFunctions, head_kind,
-                                      resolve_max_length, resolve_tokenizer, split_model)
+from kbert.errors import KbertWarning
+from kbert.export.saved_model import (ExportError, ServingFunctions, head_kind, model_tokenizer,
+                                      resolve_max_length, split_model)
 
 QUANTIZATIONS = ("float32", "float16", "dynamic_int8", "int8")
 FORMS = ("ids", "text")
@@ -253,7 +253,7 @@ def export_tflite(model, path: str | os.PathLike, *, tokenizer=None, inputs: str
                           f"{type(model).__name__} (export_saved_model serves every head)")
     if pairs and inputs != "text":
         raise ExportError("pairs=True is for the text form; the ids form takes packed pairs")
-    tokenizer = resolve_tokenizer(
+    tokenizer = model_tokenizer(
         model, tokenizer, "export_tflite needs the model's tokenizer: the file records its "
         "special ids and casing, for the ids form too")
     max_length = resolve_max_length(model, tokenizer, max_length)
@@ -337,7 +337,7 @@ def export_tflite(model, path: str | os.PathLike, *, tokenizer=None, inputs: str
     return path
 
 
-class QuantizationWarning(UserWarning):
+class QuantizationWarning(KbertWarning):
     """A quantized file whose outputs drift far from the Keras model's."""
 
 
@@ -387,15 +387,3 @@ def _validate(path: str, model, tokenizer, max_length: int, texts: list[str], pa
     cos = cos[packed["padding_mask"] > 0]
     return {"texts": len(texts), "token_cosine_min": float(cos.min()),
             "token_cosine_mean": float(cos.mean())}
-
-
-def export_all_tflite(model, directory: str | os.PathLike, *, tokenizer=None,
-                      forms=FORMS, quantizations=QUANTIZATIONS, **kwargs) -> dict[str, str]:
-    """Every (form, quantization) variant into `directory`; returns {"<form>-<quant>": path}."""
-    paths = {}
-    for form, quantization in itertools.product(forms, quantizations):
-        key = f"{form}-{quantization}"
-        paths[key] = export_tflite(model, os.path.join(os.fspath(directory), f"{key}.tflite"),
-                                   tokenizer=tokenizer, inputs=form, quantization=quantization,
-                                   **kwargs)
-    return paths

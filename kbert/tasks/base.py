@@ -26,6 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kbert.errors import KbertError
 from kbert.loading import load
 from kbert.tasks.loading import ENCODER_NAME, check_tokenizer, load_encoder, rebuild_encoder
 from kbert.tasks.tuning import bert_finetuning_optimizer, freeze_encoder_layers
@@ -35,7 +36,7 @@ MODEL_FILE = "model.keras"
 ASSET_VOCAB = "vocab.txt"
 
 
-class UntrainedHeadError(ValueError):
+class UntrainedHeadError(KbertError, ValueError):
     """A task head that was never fitted was asked for predictions."""
 
 
@@ -366,3 +367,19 @@ def head_dropout_rate(encoder, dropout: float | None) -> float:
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     return rate
+
+
+def head_layers(encoder, dropout: float | None, units: int, dropout_name: str, dense_name: str,
+                sequence: bool = False) -> tuple:
+    """The block every task head ends with: (Dropout, built float32 Dense of `units` outputs,
+    TruncatedNormal(initializer_range) kernel) on the encoder's [CLS] / pooled vector, or on
+    every token vector when `sequence`. The layer names are the heads' weight names: saved
+    models load by them (classifier_dropout / logits, span_dropout / span_logits, ...)."""
+    config = encoder.bert_config
+    drop = keras.layers.Dropout(head_dropout_rate(encoder, dropout), name=dropout_name)
+    dense = keras.layers.Dense(
+        units, dtype="float32", name=dense_name,
+        kernel_initializer=keras.initializers.TruncatedNormal(stddev=config.initializer_range))
+    dense.build((None, None, config.hidden_size) if sequence else (None, config.hidden_size))
+    return drop, dense
+

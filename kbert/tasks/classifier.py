@@ -19,8 +19,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from kbert.tasks.base import (TaskModel, as_text_list, head_dropout_rate, is_string_dataset,
-                              is_text_list)
+from kbert.tasks.base import (TaskModel, as_text_list, head_dropout_rate, head_layers,
+                              is_string_dataset, is_text_list)
 from kbert.tasks.data import (DataError, LabelledData, LabelMap, check_texts, text_dataset,
                               trim_padding, truncation_report)
 
@@ -93,13 +93,8 @@ class BertClassifier(TaskModel):
         self.__dict__["_label_map"] = None
 
         # === Layers ===
-        hidden = self.encoder.bert_config.hidden_size
-        self.dropout = keras.layers.Dropout(self.dropout_rate, name="classifier_dropout")
-        self.logits = keras.layers.Dense(
-            num_classes, dtype="float32", name="logits",
-            kernel_initializer=keras.initializers.TruncatedNormal(
-                stddev=self.encoder.bert_config.initializer_range))
-        self.logits.build((None, hidden))
+        self.dropout, self.logits = head_layers(self.encoder, dropout, num_classes,
+                                                "classifier_dropout", "logits")
         self.built = True
         if labels is not None:
             self.set_label_map(LabelMap(labels))

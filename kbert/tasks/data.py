@@ -32,12 +32,13 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from kbert.errors import KbertError, TruncationWarning
 from kbert.textfiles import not_utf8
 
 _INT = re.compile(r"[+-]?\d+")
 
 
-class DataError(ValueError):
+class DataError(KbertError, ValueError):
     """Labelled data that cannot be used as given (a missing column, an empty text, ...)."""
 
 
@@ -390,10 +391,6 @@ def stratified_split(data: LabelledData, validation_fraction: float = 0.2,
 
 
 # ---------------------------------------------------------------------------------------- tf.data
-class TruncationWarning(UserWarning):
-    """Some texts are longer than max_length and lose their last tokens."""
-
-
 @dataclasses.dataclass
 class TruncationReport:
     """How many examples `max_length` cuts, and how many tokens they lose in total."""

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kbert.tasks.base import TaskModel, as_text_list, head_dropout_rate, is_text_list
+from kbert.tasks.base import TaskModel, as_text_list, head_layers, is_text_list
 from kbert.tasks.data import DataError, check_texts, truncation_report
 
 
@@ -36,13 +36,8 @@ class BertMultipleChoice(TaskModel):
         kwargs.setdefault("name", "bert_multiple_choice")
         super().__init__(encoder, freeze_layers=freeze_layers, **kwargs)
         self._dropout_arg = dropout
-        self.dropout = keras.layers.Dropout(head_dropout_rate(self.encoder, dropout),
-                                            name="choice_dropout")
-        self.choice_score = keras.layers.Dense(
-            1, dtype="float32", name="choice_score",
-            kernel_initializer=keras.initializers.TruncatedNormal(
-                stddev=self.encoder.bert_config.initializer_range))
-        self.choice_score.build((None, self.encoder.bert_config.hidden_size))
+        self.dropout, self.choice_score = head_layers(self.encoder, dropout, 1,
+                                                      "choice_dropout", "choice_score")
         self.built = True
 
     def call(self, inputs, training=False):

@@ -26,8 +26,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from kbert.tasks.alignment import pack_ids, stack_features, tokenize_with_char_offsets
-from kbert.tasks.base import TaskModel, as_text_list, head_dropout_rate, is_text_list
+from kbert.tasks.alignment import tokenize_with_char_offsets
+from kbert.tasks.base import TaskModel, as_text_list, head_layers, is_text_list
 from kbert.tasks.data import DataError, check_texts
 
 NEG = -1e4  # logit of padding: exp(NEG) is 0 in float32 and it cannot overflow
@@ -59,13 +59,8 @@ class BertSpanExtractor(TaskModel):
         kwargs.setdefault("name", "bert_span_extractor")
         super().__init__(encoder, freeze_layers=freeze_layers, **kwargs)
         self._dropout_arg = dropout
-        self.dropout = keras.layers.Dropout(head_dropout_rate(self.encoder, dropout),
-                                            name="span_dropout")
-        self.span_logits = keras.layers.Dense(
-            2, dtype="float32", name="span_logits",
-            kernel_initializer=keras.initializers.TruncatedNormal(
-                stddev=self.encoder.bert_config.initializer_range))
-        self.span_logits.build((None, None, self.encoder.bert_config.hidden_size))
+        self.dropout, self.span_logits = head_layers(self.encoder, dropout, 2, "span_dropout",
+                                                     "span_logits", sequence=True)
         self.built = True
 
     def call(self, inputs, training=False):
@@ -105,7 +100,7 @@ class BertSpanExtractor(TaskModel):
             raise ValueError(f"doc_stride must be >= 1, got {doc_stride}")
         q_pieces = tokenize_with_char_offsets(tokenizer, questions)
         c_pieces = tokenize_with_char_offsets(tokenizer, contexts)
-        rows, starts, ends, windows = [], [], [], []
+        question_rows, window_rows, starts, ends, windows = [], [], [], [], []
         for i, (qp, cp) in enumerate(zip(q_pieces, c_pieces)):
             q_ids = [p.id for p in qp[:max_question_length]]
             room = self.max_length - len(q_ids) - 3
@@ -123,8 +118,8 @@ class BertSpanExtractor(TaskModel):
             offset = 0
             while True:
                 window = cp[offset:offset + room]
-                rows.append(pack_ids([q_ids, [p.id for p in window]], self.max_length,
-                                     tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id))
+                question_rows.append(q_ids)
+                window_rows.append([p.id for p in window])
                 first = len(q_ids) + 2  # [CLS] question [SEP]
                 char_starts = np.full(self.max_length, -1, np.int64)
                 char_ends = np.full(self.max_length, -1, np.int64)
@@ -149,7 +144,11 @@ class BertSpanExtractor(TaskModel):
         if answers is not None:
             targets = {"start_logits": np.array(starts, np.int32),
                        "end_logits": np.array(ends, np.int32)}
-        return stack_features(rows), targets, windows
+        from kbert.tokenization.packing import pack_id_lists
+
+        features = pack_id_lists([question_rows, window_rows], self.max_length,
+                                 tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id)
+        return features, targets, windows
 
     def encode_text_inputs(self, x, y=None):
         """Keras' `fit` / `evaluate` / `predict` on text: `x = (questions, contexts)`, `y` the

@@ -24,10 +24,16 @@ import warnings
 import keras
 import numpy as np
 
-from kbert.tasks.alignment import (group_words, pack_ids, stack_features,
-                                   tokenize_with_char_offsets, word_char_spans)
-from kbert.tasks.base import TaskModel, as_text_list, head_dropout_rate, is_text_list
+from kbert.tasks.alignment import group_words, tokenize_with_char_offsets, word_char_spans
+from kbert.tasks.base import TaskModel, as_text_list, head_layers, is_text_list
 from kbert.tasks.data import DataError, LabelMap, TruncationWarning, check_texts
+
+
+def _pack(tokenizer, segments, max_length: int) -> dict:
+    from kbert.tokenization.packing import pack_id_lists
+
+    return pack_id_lists(segments, max_length, tokenizer.cls_id, tokenizer.sep_id,
+                         tokenizer.pad_id)
 
 
 def bio_entities(tags: list, spans: list[tuple[int, int]], text: str) -> list[dict]:
@@ -77,13 +83,8 @@ class BertTokenClassifier(TaskModel):
         self.__dict__["_label_map"] = None
 
         # === Layers ===
-        self.dropout = keras.layers.Dropout(head_dropout_rate(self.encoder, dropout),
-                                            name="classifier_dropout")
-        self.logits = keras.layers.Dense(
-            num_labels, dtype="float32", name="logits",
-            kernel_initializer=keras.initializers.TruncatedNormal(
-                stddev=self.encoder.bert_config.initializer_range))
-        self.logits.build((None, None, self.encoder.bert_config.hidden_size))
+        self.dropout, self.logits = head_layers(self.encoder, dropout, num_labels,
+                                                "classifier_dropout", "logits", sequence=True)
         self.built = True
         if labels is not None:
             self.set_label_map(LabelMap(labels))
@@ -147,8 +148,7 @@ class BertTokenClassifier(TaskModel):
             lost = sum(1 for p in first if p >= budget)
             cut_words += lost
             cut_sentences += bool(lost)
-            rows.append(pack_ids([[p.id for p in pieces[:budget]]], self.max_length,
-                                 tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id))
+            rows.append([p.id for p in pieces[:budget]])
             alignment.append([p + 1 if p >= 0 else -1 for p in kept])  # +1: the [CLS]
             target = np.zeros(self.max_length, np.int32)
             weight = np.zeros(self.max_length, np.float32)
@@ -163,7 +163,7 @@ class BertTokenClassifier(TaskModel):
             warnings.warn(f"{cut_sentences} of {len(texts)} sentences are longer than "
                           f"max_length={self.max_length}: {cut_words} words get no label",
                           TruncationWarning, stacklevel=2)
-        features = stack_features(rows)
+        features = _pack(tokenizer, [rows], self.max_length)
         return (features, np.stack(targets) if tags is not None else None, np.stack(weights),
                 alignment)
 
@@ -215,14 +215,13 @@ class BertTokenClassifier(TaskModel):
         check_texts(texts)
         budget = self.max_length - 2
         all_pieces = tokenize_with_char_offsets(tokenizer, texts)
-        rows = [pack_ids([[p.id for p in pieces[:budget]]], self.max_length, tokenizer.cls_id,
-                         tokenizer.sep_id, tokenizer.pad_id) for pieces in all_pieces]
+        rows = [[p.id for p in pieces[:budget]] for pieces in all_pieces]
         truncated = sum(len(p) > budget for p in all_pieces)
         if truncated:
             warnings.warn(f"{truncated} of {len(texts)} texts are longer than max_length="
                           f"{self.max_length}; their words past it are not tagged",
                           TruncationWarning, stacklevel=3)
-        return stack_features(rows), all_pieces
+        return _pack(tokenizer, [rows], self.max_length), all_pieces
 
     def _tag_ids(self, features, batch_size: int) -> np.ndarray:
         logits = self.predict(features, batch_size=batch_size, verbose=0)

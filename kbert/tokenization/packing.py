@@ -4,6 +4,7 @@ Only core ops (Range, Gather, Select, Cumsum, comparisons, arithmetic) on the ra
 values and row_splits: no tf-text trimmer (`TFText>RoundRobinTrim` is missing from TF Serving
 2.16-2.19) and no `RaggedRange` / RaggedTensorToTensor (no TFLite kernel), so a text-in
 SavedModel or TFLite model can pack inside the graph. `tests/test_packing.py` checks the graph.
+`pack_id_lists` packs Python id lists (the token-level task heads) by the same rule.
 
 Truncation is transformers' "longest_first" as its (Rust) tokenizers library computes it for
 `BertTokenizerFast`, cutting tokens from the ends. With budget = max_length - 3 and a pair that
@@ -24,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -149,3 +151,31 @@ def pack_segments(segments: list[tf.RaggedTensor], max_length: int, cls_id: int,
         total = total + kept[1] + 1
     padding_mask = tf.cast(position < total[:, tf.newaxis], tf.int32)
     return {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
+
+
+def pack_id_lists(segments, max_length: int, cls_id: int, sep_id: int,
+                  pad_id: int = 0) -> dict[str, np.ndarray]:
+    """`pack_segments` for Python id lists that already fit: numpy model inputs.
+
+    Args:
+        segments: [A] or [A, B], each a list with one id list per example (no special tokens).
+        max_length, cls_id, sep_id, pad_id: as for `pack_segments`.
+
+    Returns:
+        dict of int32 numpy arrays [examples, max_length]: token_ids, segment_ids, padding_mask.
+
+    Raises:
+        ValueError: an example does not fit max_length with its [CLS] and [SEP]s (nothing is
+            truncated here: callers choose what to keep).
+    """
+    lengths = [np.array([len(row) for row in segment], np.int32) for segment in segments]
+    if len({len(n) for n in lengths}) > 1:
+        raise ValueError(f"the segments have different numbers of rows: {[len(n) for n in lengths]}")
+    totals = sum(lengths) + 1 + len(segments)
+    if totals.size and totals.max() > max_length:
+        raise ValueError(f"{int(totals.max())} tokens do not fit max_length={max_length}")
+    ragged = [tf.RaggedTensor.from_row_lengths(
+        np.concatenate([np.asarray(row, np.int32).reshape(-1) for row in segment]
+                       + [np.zeros(0, np.int32)]), n) for segment, n in zip(segments, lengths)]
+    packed = pack_segments(ragged, max_length, cls_id, sep_id, pad_id, kept=lengths)
+    return {k: v.numpy() for k, v in packed.items()}

@@ -38,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from kbert.tokenization.offsets import utf8_bytes
 from kbert.tokenization.packing import pack_segments
 from kbert.tokenization.vocab import SPECIAL_TOKENS, Vocabulary
 
@@ -122,19 +123,6 @@ def _sentinel_close(k: int) -> str:
 
 def _sentinel(k: int) -> str:
     return _SENTINEL_OPEN + _sentinel_close(k)
-
-
-def utf8_bytes(text):
-    """A Python str -> its UTF-8 bytes, lone surrogates included (anything else unchanged).
-
-    A str may hold lone surrogates (U+D800-U+DFFF: "\\ud83d" from a bad JSON escape or a
-    split emoji), which have no UTF-8 form: TensorFlow refuses such a str ("Error converting
-    unicode string", found by tests/test_fuzz_tokenizer.py). Encoded with "surrogatepass"
-    they become 3 invalid bytes each, which the tokenizer drops like any invalid UTF-8;
-    offsets stay byte offsets into `text.encode("utf-8", "surrogatepass")`, the ordinary UTF-8
-    bytes whenever there is no surrogate.
-    """
-    return text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
 
 
 def _as_strings(texts) -> tuple[tf.Tensor, bool]:
@@ -433,3 +421,34 @@ def _ragged_rows(ragged: tf.RaggedTensor) -> list[np.ndarray]:
     values = ragged.flat_values.numpy()
     splits = ragged.row_splits.numpy()
     return [values[a:b] for a, b in zip(splits[:-1], splits[1:])]
+
+
+def resolve_tokenizer(tokenizer_or_vocab, *, fallback=None, vocab_size: int | None = None,
+                      needed_for: str = "a tokenizer is needed",
+                      error: type[Exception] = ValueError) -> BertTokenizer:
+    """The one way kbert turns what a caller gave into a BertTokenizer.
+
+    Args:
+        tokenizer_or_vocab: a BertTokenizer, a Vocabulary, a vocab.txt path / directory, or None
+            (then `fallback` is used: e.g. the tokenizer a model carries).
+        fallback: the tokenizer to use when `tokenizer_or_vocab` is None.
+        vocab_size: when given, the size of the token table the tokenizer must fit.
+        needed_for: what the tokenizer is for, said when there is none.
+        error: the exception class to raise.
+
+    Raises:
+        error: no tokenizer at all, an object of another type, or a vocabulary whose size
+            differs from `vocab_size`.
+    """
+    source = fallback if tokenizer_or_vocab is None else tokenizer_or_vocab
+    if source is None:
+        raise error(f"{needed_for}: pass tokenizer=BertTokenizer(...)")
+    if isinstance(source, (Vocabulary, str, os.PathLike)):
+        source = BertTokenizer(source)
+    elif not isinstance(source, BertTokenizer):
+        raise error("tokenizer_or_vocab must be a BertTokenizer, a Vocabulary or the path of a "
+                    f"vocabulary, got {type(source).__name__}")
+    if vocab_size is not None and source.vocab_size != vocab_size:
+        raise error(f"the tokenizer has {source.vocab_size} entries but the encoder's token table "
+                    f"has {vocab_size}: they do not belong together")
+    return source

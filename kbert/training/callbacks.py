@@ -24,12 +24,14 @@ import re
 import keras
 import numpy as np
 
+from kbert.errors import KbertError
+
 
 class TrainingDiverged(ValueError):
     """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(KbertError, OSError):
     """A checkpoint or backup could not be written (disk full, I/O error); nothing half-written
     was kept, and the message names the last complete one."""
 
@@ -43,7 +45,8 @@ def optimizer_step(model) -> int:
     return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
 
 
-def _remove(path: str) -> None:
+def remove_quietly(path: str) -> None:
+    """Delete a file if it is there (a temporary file after a failed write); never raises."""
     try:
         os.remove(path)
     except OSError:
@@ -61,7 +64,7 @@ def write_json_atomic(path: str, value) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        _remove(tmp)
+        remove_quietly(tmp)
         raise
 
 
@@ -85,7 +88,7 @@ def save_weights_atomic(model, path: str, tmp: str, what: str, last_good: str | 
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except Exception as e:
-        _remove(tmp)
+        remove_quietly(tmp)
         reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
         raise CheckpointWriteError(
             getattr(e, "errno", None) or 0,
@@ -93,7 +96,7 @@ def save_weights_atomic(model, path: str, tmp: str, what: str, last_good: str | 
             f"the last complete one is {last_good or 'none yet'}. Free disk space (or fix the "
             f"output directory) and re-run the same command to resume") from e
     except BaseException:
-        _remove(tmp)
+        remove_quietly(tmp)
         raise
 
 
@@ -150,7 +153,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         from kbert.training.preflight import check_disk_space, run_bytes
 
         for leftover in glob.glob(os.path.join(self.directory, "tmp-*.weights.h5")):
-            _remove(leftover)
+            remove_quietly(leftover)
         check_disk_space(self.directory, run_bytes(self.model, self.keep))
 
     def on_train_batch_end(self, batch, logs=None):
@@ -256,11 +259,11 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
 
     def on_train_begin(self, logs=None):
         for leftover in glob.glob(os.path.join(self.backup_dir, "tmp-*")):
-            _remove(leftover)  # a write a killed run did not finish
+            remove_quietly(leftover)  # a write a killed run did not finish
         record = self._record()
         for stray in glob.glob(os.path.join(self.backup_dir, "epoch-*.weights.h5")):
             if record is None or os.path.abspath(stray) != os.path.abspath(record["path"]):
-                _remove(stray)  # renamed into place, but its metadata was never written
+                remove_quietly(stray)  # renamed into place, but its metadata was never written
         if record is None:
             return
         if not self.model.built:
@@ -292,7 +295,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         try:
             write_json_atomic(self._training_metadata_path, record)  # the commit point
         except Exception as e:
-            _remove(path)
+            remove_quietly(path)
             raise CheckpointWriteError(
                 getattr(e, "errno", None) or 0,
                 f"could not record the resume backup in {self._training_metadata_path} "
@@ -300,7 +303,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         self._committed = path
         for old in glob.glob(os.path.join(self.backup_dir, "*.weights.h5")):
             if os.path.basename(old) != name:
-                _remove(old)  # older epochs, and keras' latest.weights.h5
+                remove_quietly(old)  # older epochs, and keras' latest.weights.h5
 
     def on_train_end(self, logs=None):
         if not _diverged(self.model):

@@ -408,25 +408,6 @@ INTERCONNECTS = {
 }
 
 
-def parameter_count(config, pretraining_heads: bool = True) -> int:
-    """Trainable parameters of a BERT of `config` (a BertConfig), from the sizes alone.
-
-    Encoder: embeddings V*H + P*H + T*H + 2H (LayerNorm); per block 4H^2 + 2HI + 9H + I
-    (QKV and output projections, two LayerNorms, the feed-forward pair); pooler H^2 + H.
-    Pre-training heads: MLM transform H^2 + H + 2H and output bias V (its decoder is the tied
-    token table), NSP 2H + 2. Equal to `count_params()` of BertEncoder / BertPretrainer
-    (tests/test_distribute.py checks it).
-    """
-    h, i = config.hidden_size, config.intermediate_size
-    embeddings = (config.vocab_size + config.max_position_embeddings
-                  + config.type_vocab_size) * h + 2 * h
-    block = 4 * h * h + 2 * h * i + 9 * h + i
-    count = embeddings + config.num_layers * block + h * h + h
-    if pretraining_heads:
-        count += h * h + 3 * h + config.vocab_size + 2 * h + 2
-    return count
-
-
 def allreduce_bytes_per_step(parameters: int, workers: int, bytes_per_value: int = 4) -> float:
     """Bytes each worker sends (and receives) per step in a ring all-reduce of the gradients:
     2 (N - 1) / N x the gradient size (float32 gradients: Keras keeps variables, hence
@@ -447,7 +428,7 @@ def scaling_table(vocab_size: int = 30522, max_positions: int = 512, workers: in
     for name in PRESETS:
         cfg = BertConfig.preset(name, vocab_size=vocab_size,
                                 max_position_embeddings=max_positions)
-        params = parameter_count(cfg)
+        params = cfg.num_parameters(pretraining_heads=True)
         moved = allreduce_bytes_per_step(params, workers)
         rows.append([name, f"{params / 1e6:.1f}M", f"{params * 4 / 1e6:.0f}",
                      f"{moved / 1e6:.0f}"]

@@ -15,13 +15,15 @@ import os
 import shutil
 import tempfile
 
+from kbert.errors import KbertError
+
 # Bytes per weight of a checkpoint: float32 weights + AdamW's two float32 moments per trainable
 # weight (the optimizer state is saved with the weights so that a resume continues exactly).
 _BYTES_PER_WEIGHT = 4
 _SLACK_BYTES = 16 * 2**20  # HDF5 headers, JSON files, history.csv, logs
 
 
-class OutputDirError(OSError):
+class OutputDirError(KbertError, OSError):
     """The output directory cannot hold the run: not creatable, not writable, or too full."""
 
 

@@ -153,7 +153,8 @@ def is_same_run(config: PretrainConfig, directory: str | None = None) -> bool:
 # ---------------------------------------------------------------------------------- parts
 def prepare_vocabulary(config: PretrainConfig, log=print):
     """The given vocabulary, else the one in output_dir (a re-run reuses it), else a new one."""
-    from kbert.tokenization.vocab import VOCAB_FILE, Vocabulary, train_vocabulary
+    from kbert.tokenization.vocab import VOCAB_FILE, Vocabulary
+    from kbert.tokenization.vocab_training import train_vocabulary
 
     if config.vocab is not None:
         vocab = Vocabulary.load(config.vocab)
@@ -271,7 +272,7 @@ def fill_mask_examples(model, tokenizer, corpus, count: int, seed: int) -> list[
     """Mask one word in each of `count` held-out sentences and predict it."""
     import random
 
-    from kbert.commands.fill_mask import fill_mask
+    from kbert.fill_mask import fill_mask
     from kbert.data.corpus import iter_documents
 
     if count <= 0:
@@ -441,7 +442,7 @@ def save_models(model, out: str) -> None:
     import keras
 
     from kbert.models.pretrainer import BertPretrainer
-    from kbert.training.callbacks import _remove
+    from kbert.training.callbacks import remove_quietly
 
     # A fresh, uncompiled copy: `.keras` would otherwise carry the optimizer's moments (2x the
     # weights) that inference and fine-tuning do not need.
@@ -454,5 +455,5 @@ def save_models(model, out: str) -> None:
             os.replace(tmp, os.path.join(out, name))
         except BaseException:
             # Disk full, interrupted...: the previous file (if any) stays whole, no debris.
-            _remove(tmp)
+            remove_quietly(tmp)
             raise
