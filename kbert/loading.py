@@ -15,6 +15,10 @@ A directory is recognised by the first of these rules that holds (the documented
                     or pytorch_model.bin) + vocab.txt
     google          bert_config.json + bert_model.ckpt.* + vocab   BertEncoder
 
+A name (a Hugging Face repo id, a keras-hub preset, a `kaggle://` handle; kbert/hub.py) is first
+resolved to the local directory it downloads to, and that directory is loaded by these rules; a
+local path that exists always wins over a name.
+
 A file: `<prefix>.index` beside it makes a Google checkpoint prefix (kind "google"); a `.keras`
 file is kind "keras_file" and gives whatever it holds (an encoder, a pre-training model or a task
 model; its vocabulary is looked for beside it). `.keras` archives are read in Keras' safe mode
@@ -40,6 +44,7 @@ from kbert.convert.google_ckpt import load_google_checkpoint
 from kbert.convert.keras_files import load_keras_file
 from kbert.convert.transformers_ckpt import (CheckpointError, load_transformers_checkpoint,
                                              tokenizer_for_directory)
+from kbert.hub import resolve
 
 TASK_FILE = "task.json"
 TASK_MODEL_FILE = "model.keras"
@@ -120,7 +125,7 @@ class Loaded:
         tokenizer: the BertTokenizer of the model's vocabulary, or None where the source has
             none (a `.keras` file without a vocab.txt beside it).
         kind: one of KINDS.
-        path: the source path.
+        path: the source path (for a name: the local directory it resolved to).
     """
 
     model: object
@@ -213,11 +218,16 @@ def load(source: str | os.PathLike, *, lower_case: bool | None = None) -> Loaded
     """Load any model kbert reads (see the module docstring) -> `Loaded`.
 
     Args:
-        source: a directory, a `.keras` file or a Google checkpoint prefix.
+        source: a directory, a `.keras` file or a Google checkpoint prefix; or a name
+            (kbert/hub.py): a Hugging Face repo id (`bert-base-uncased`, `org/name`,
+            `hf://org/name@revision`), a keras-hub preset (`bert_base_en_uncased`) or a
+            `kaggle://` handle, downloaded or found in its library's cache. A local path that
+            exists always wins over a name.
         lower_case: override the tokenizer's lower-casing (None: the model's own setting).
-    Raises ModelSourceError (a ValueError) naming the path and what was expected.
+    Raises ModelSourceError (a ValueError) naming the path and what was expected, or for a
+    name, how to get its weights.
     """
-    path = os.fspath(source)
+    path = resolve(source, ModelSourceError)  # `source` itself unless it is a name
     kind = detect(path)
     if kind == "task":
         model, tokenizer = _load_task(path, lower_case)
