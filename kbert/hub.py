@@ -69,7 +69,7 @@ HF_MODELS: dict[str, str] = {
     "intfloat/e5-small-v2": "sentence embeddings, 12 layers, H 384 (\"query: \" / \"passage: \")",
 }
 
-_KERAS_HUB_NAME = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)+$")  # bert_base_en_uncased
+_KERAS_HUB_NAME = re.compile(r"^[a-z0-9.]+(_[a-z0-9.]+)+$")  # bert_base_en_uncased, bge_base_v1.5_en
 _HF_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")  # org/name or a single name
 
 

@@ -1,6 +1,7 @@
 """`kbert convert`: import transformers or Google BERT weights, or export to transformers.
 
     kbert convert --from-transformers path/to/all-MiniLM-L6-v2 --output runs/minilm
+    kbert convert --from-transformers google-bert/bert-base-uncased --output runs/bert-base
     kbert convert --from-google uncased_L-2_H-128_A-2/ --output runs/bert-tiny
     kbert convert --to-transformers runs/minilm --output runs/minilm-hf
 
@@ -26,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--from-transformers", metavar="DIR",
                         help="a transformers BERT dir: config.json, model.safetensors or "
-                             "pytorch_model.bin (read without torch), vocab.txt")
+                             "pytorch_model.bin (read without torch), vocab.txt; or a Hugging "
+                             "Face repo id (org/name, hf://org/name@revision)")
     source.add_argument("--from-google", metavar="DIR_OR_PREFIX",
                         help="a google-research/bert release: bert_config.json, "
                              "bert_model.ckpt.*, vocab.txt")
@@ -52,7 +54,8 @@ def _probe_outputs(encoder, tokenizer) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     from kbert import convert
-    from kbert.loading import load
+    from kbert.hub import resolve
+    from kbert.loading import ModelSourceError, load
     from kbert.outputs import check_output
 
     def reload(directory):
@@ -64,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.output, overwrite=args.overwrite, flag="--output")
     start = time.perf_counter()
     if args.from_transformers:
-        encoder, tokenizer = convert.load_transformers_checkpoint(args.from_transformers)
+        source = resolve(args.from_transformers, ModelSourceError)  # a repo id: its snapshot
+        encoder, tokenizer = convert.load_transformers_checkpoint(source)
         convert.save_kbert_model(encoder, tokenizer, args.output)
     elif args.from_google:
         encoder, tokenizer = convert.load_google_checkpoint(args.from_google,

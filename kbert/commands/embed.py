@@ -4,7 +4,8 @@
         --output vectors.npy "A first text." "Another one."
     kbert embed --model path/to/all-MiniLM-L6-v2 --level word --input texts.txt --output words.jsonl
 
-`--model`: a kbert model directory, a transformers BERT directory or a Google release.
+`--model`: a kbert model directory, a transformers BERT directory or a Google release, or a name
+(`kbert models`: a Hugging Face repo id, a keras-hub preset).
 Texts: the positional arguments, or `--input FILE` (one text per line; "-" = standard input).
 
 Output by extension (standard output, JSONL, when `--output` is omitted):
@@ -31,7 +32,7 @@ POOLING = {"token": (None,), "word": ("first", "mean"), "sentence": ("cls", "mea
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model directory (kbert, transformers or "
-                                                       "Google BERT)")
+                                                       "Google BERT) or name (`kbert models`)")
     parser.add_argument("texts", nargs="*", help="texts to embed")
     parser.add_argument("--input", help="file with one text per line ('-' = standard input)")
     parser.add_argument("--level", choices=tuple(POOLING), default="sentence")
