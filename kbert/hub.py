@@ -140,8 +140,8 @@ def _huggingface_hub(name: str, error: type[Exception]):
     return huggingface_hub
 
 
-def _has_weights(directory: str) -> bool:
-    return any(os.path.isfile(os.path.join(directory, f)) for f in WEIGHT_FILES)
+def _has_weights(directory: str, names: tuple[str, ...] = WEIGHT_FILES) -> bool:
+    return any(os.path.isfile(os.path.join(directory, f)) for f in names)
 
 
 def hf_snapshot(repo: str, revision: str | None, error: type[Exception] = ValueError, *,
@@ -162,7 +162,7 @@ def hf_snapshot(repo: str, revision: str | None, error: type[Exception] = ValueE
         utils.validate_repo_id(repo)
         directory = hub.snapshot_download(repo, revision=revision, allow_patterns=list(HF_FILES),
                                           local_files_only=local_files_only)
-        if not _has_weights(directory):
+        if not _has_weights(directory, WEIGHT_FILES[:2]):
             # No safetensors in the repo (or not in the cache): its pytorch_model.bin, which
             # kbert reads with its allow-list unpickler. The commit is pinned by the snapshot.
             directory = hub.snapshot_download(repo, revision=os.path.basename(directory),
