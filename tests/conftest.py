@@ -1,9 +1,12 @@
-"""Shared pytest set-up: quiet TensorFlow logs, a deterministic Keras seed per test."""
+"""Shared pytest set-up: quiet TensorFlow logs, offline Hugging Face Hub, a deterministic Keras
+seed per test."""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# Tests never use the network: a model name (kbert/hub.py) is read from the Hugging Face cache only.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
 

@@ -56,7 +56,7 @@ def offline(caches, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
 
     def no_network(*args, **kwargs):
-        raise AssertionError(f"kagglehub.model_download{args} reached for the network")
+        pytest.fail(f"kagglehub.model_download{args} reached for the network")
 
     monkeypatch.setattr(kagglehub, "model_download", no_network)
     return caches
