@@ -51,6 +51,7 @@ HF_FILES = (
 )
 HF_TORCH_FILE = "pytorch_model.bin"  # fetched only when a repo has no safetensors
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", HF_TORCH_FILE)
+KERAS_HUB_PRESET_FILES = ("config.json", "model.weights.h5")  # a keras-hub backbone preset
 
 # Well-known BERT repos on the Hugging Face Hub (all `model_type: bert` with a vocab.txt).
 HF_MODELS: dict[str, str] = {
@@ -258,20 +259,30 @@ def _kaggle_handle(handle: str, error: type[Exception]):
 
 def kaggle_cached(handle: str) -> str | None:
     """The complete kagglehub bundle of `handle` in KAGGLEHUB_CACHE (its newest cached version
-    when the handle has none), else None; never uses the network."""
+    when the handle has none), else None; never uses the network. A version whose config.json
+    and model.weights.h5 keras-hub fetched file by file (`from_preset`) counts as cached."""
     try:
         from kagglehub.cache import Cache, get_cache_folder
     except ImportError:
         return None
     h = _kaggle_handle(handle, ValueError)
     cache = Cache()
+
+    def complete(h):
+        # The whole bundle (kagglehub.model_download), or the files keras-hub's `from_preset`
+        # fetched one by one (a marker per file): its config and weights.
+        found = cache.load_from_cache(h)
+        if found or not all(cache.load_from_cache(h, f) for f in KERAS_HUB_PRESET_FILES):
+            return found
+        return os.path.dirname(cache.load_from_cache(h, KERAS_HUB_PRESET_FILES[0]))
+
     if h.is_versioned():
-        return cache.load_from_cache(h)
+        return complete(h)
     base = os.path.join(get_cache_folder(), "models", h.owner, h.model, h.framework, h.variation)
     versions = sorted((int(v) for v in (os.listdir(base) if os.path.isdir(base) else ())
                        if v.isdigit()), reverse=True)
     for version in versions:
-        found = cache.load_from_cache(h.with_version(version))
+        found = complete(h.with_version(version))
         if found:
             return found
     return None

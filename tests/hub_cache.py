@@ -5,7 +5,8 @@ Hugging Face (huggingface_hub 2.x, as documented for reimplementation): under HF
 `models--{org}--{name}/refs/{branch}` holds the commit hash (no trailing newline),
 `snapshots/{commit}/{file}` are symlinks into `blobs/{id}`.
 kagglehub 1.x: under KAGGLEHUB_CACHE, `models/{owner}/{model}/{framework}/{variation}/{version}/
-{files}` and, once the whole bundle is there, the marker `.../{variation}/{version}.complete`.
+{files}` and, once the whole bundle is there, the marker `.../{variation}/{version}.complete`
+(files fetched one by one get `.../{variation}/.complete/{version}/{file}.complete` each).
 """
 
 from __future__ import annotations
@@ -48,12 +49,20 @@ def build_hf_cache(cache: str, repo: str, source_dir: str, commit: str, *,
     return snapshot
 
 
-def build_kaggle_cache(cache: str, handle: str, source_dir: str) -> str:
+def build_kaggle_cache(cache: str, handle: str, source_dir: str, *,
+                       per_file: bool = False) -> str:
     """Copy `source_dir` into `cache` as the complete kagglehub bundle of the versioned
-    `handle` (owner/model/framework/variation/version). -> the bundle dir."""
+    `handle` (owner/model/framework/variation/version), or with `per_file` as the files
+    keras-hub's `from_preset` fetches one at a time (a marker per file:
+    `{variation}/.complete/{version}/{file}.complete`). -> the bundle dir."""
     owner, model, framework, variation, version = handle.split("/")
     base = os.path.join(cache, "models", owner, model, framework, variation)
     bundle = os.path.join(base, version)
     shutil.copytree(source_dir, bundle)
-    open(os.path.join(base, f"{version}.complete"), "w").close()
+    if not per_file:
+        open(os.path.join(base, f"{version}.complete"), "w").close()
+        return bundle
+    os.makedirs(os.path.join(base, ".complete", version))
+    for name in os.listdir(source_dir):
+        open(os.path.join(base, ".complete", version, f"{name}.complete"), "w").close()
     return bundle

@@ -269,6 +269,12 @@ def test_a_keras_hub_preset_name_resolves_to_the_kagglehub_cache(offline, tiny_p
     assert rows["bert_tiny_en_uncased"].source == "keras-hub"
     assert rows[REPO].cached == snapshot(offline)
     assert rows["bert_small_en_uncased"].cached is None
+    # what keras-hub's own from_preset left (file by file): cached too, without config: not
+    small = build_kaggle_cache(offline["kaggle"], "keras/bert/keras/bert_small_en_uncased/3",
+                               tiny_preset, per_file=True)
+    assert hub.resolve("bert_small_en_uncased") == small
+    os.remove(os.path.join(os.path.dirname(small), ".complete", "3", "model.weights.h5.complete"))
+    assert hub.kaggle_cached("keras/bert/keras/bert_small_en_uncased/3") is None
     assert rows["google-bert/bert-base-uncased"].cached is None
 
 
