@@ -2,8 +2,11 @@
 
 import importlib.util
 import pathlib
+import sys
 
 SCRIPTS = pathlib.Path(__file__).parent.parent / "scripts"
+if str(SCRIPTS) not in sys.path:
+    sys.path.append(str(SCRIPTS))  # the scripts import their shared helpers (fetch_common) by name
 
 
 def load_script(name: str):
