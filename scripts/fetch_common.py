@@ -185,6 +185,7 @@ def read_lazyload(rdx: bytes, rdb: bytes, names) -> dict:
     rdata = import_rdata()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Unknown file type")  # entries are bare
+        warnings.filterwarnings("ignore", message="Missing constructor for R class")  # tibbles
         index = rdata.conversion.convert(rdata.parser.parse_data(gzip.decompress(rdx)))
         variables = index["variables"]
         objects = {}
