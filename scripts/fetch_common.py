@@ -45,7 +45,8 @@ def _one(cache: pathlib.Path, pattern: str) -> pathlib.Path | None:
 
 def _run(command: list[str], cwd: pathlib.Path, hint: str) -> None:
     try:
-        subprocess.run(command, cwd=cwd, check=True)
+        # the clients' progress goes to stderr: a script's stdout stays what it prints itself
+        subprocess.run(command, cwd=cwd, check=True, stdout=sys.stderr)
     except FileNotFoundError:
         raise SystemExit(f"{command[0]} is not installed; {hint}") from None
     except subprocess.CalledProcessError as e:
@@ -91,7 +92,7 @@ def npm_pack(spec: str, cache: pathlib.Path) -> pathlib.Path:
     pattern = f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
     found = _one(cache, pattern)
     if found is None:
-        _run(["npm", "pack", spec, "--pack-destination", str(cache)], cache,
+        _run(["npm", "pack", spec, "--loglevel", "warn", "--pack-destination", str(cache)], cache,
              "install npm (`apt-get install npm`) and let it reach the npm registry")
         found = _one(cache, pattern)
     if found is None:

@@ -112,6 +112,28 @@ def fine_foods_rows(frame) -> list[dict]:
     return rows
 
 
+UCI_DOMAINS = ("amazon", "imdb", "yelp")
+
+
+def uci_rows(files: dict[str, bytes]) -> list[dict]:
+    """The UCI Sentiment Labelled Sentences as the `sentiment` npm package keeps them:
+    `test/fixtures/{amazon,imdb,yelp}.json`, each a JSON list of {"text", "class": 0 | 1}
+    ending in one empty row (the source files' last line), which is dropped."""
+    rows = []
+    for domain in UCI_DOMAINS:
+        name = f"{domain}.json"
+        items = json.loads(files[name].decode("utf-8"))
+        if items and items[-1] == {"text": "", "class": None}:
+            items = items[:-1]
+        for number, item in enumerate(items, 1):
+            text = normalise(str(item.get("text", "")))
+            if not text or item.get("class") not in (0, 1):
+                raise ValueError(f"{name} item {number}: expected a text and class 0 or 1, "
+                                 f"got {item!r}")
+            rows.append({"text": text, "label": item["class"]})
+    return rows
+
+
 def untag_brown(text: str) -> str:
     """A Brown corpus file (form C: `word/tag` tokens) as plain tokenised text: the tags go,
     `` and '' become "."""
@@ -248,6 +270,17 @@ def build_brown(root: pathlib.Path) -> dict:
     return stratified_parts(brown_rows(members, cats), 0.25)
 
 
+SENTIMENT = "sentiment@5.0.2"
+
+
+def build_uci(root: pathlib.Path) -> dict:
+    tgz = npm_pack(SENTIMENT, root / "downloads")
+    prefix = "package/test/fixtures/"
+    members = read_members(tgz, lambda n: n in {f"{prefix}{d}.json" for d in UCI_DOMAINS})
+    files = {name[len(prefix):]: data for name, data in members.items()}
+    return stratified_parts(uci_rows(files), 0.2)
+
+
 GENSIM = "gensim==4.4.0"
 
 
@@ -317,6 +350,21 @@ SETS = {s.name: s for s in [
         sha256={"train": "30581e7599043e14829e5812d2cd7752c358a176622523daf05ef4a5b3013aca",
                 "test": "63885a45f8dcc436282093171cf3b72623eb880e633c23bc4ee094ea62466cc4"},
         build=build_brown),
+    LabelledSet(
+        name="uci-sentences",
+        kind="sentiment of single sentences from product, movie and restaurant reviews, "
+             "2 balanced classes",
+        source=f"npm {SENTIMENT}, package/test/fixtures/{{amazon,imdb,yelp}}.json (the "
+               "package's accuracy-test copy of the UCI Sentiment Labelled Sentences)",
+        extraction="JSON lists of {text, class}; 1,000 sentences a domain (500 / 500), the "
+                   "trailing empty row of each dropped; label 1 = positive, 0 = negative",
+        split="no official split: seeded stratified 80 / 20 over the three domains together",
+        licence="UCI Sentiment Labelled Sentences (Kotzias et al. 2015), CC BY 4.0 at the UCI "
+                "repository; the npm package is MIT",
+        rows={"train": 2400, "test": 600},
+        sha256={"train": "0cca2f1571cc73ed4b6258e2c6d138f9d3758dce3e158eebecc5da58dc2d251c",
+                "test": "0fa8cc4f1cd61542c94fa3880fe1daf202d575c4289822f81d1a655a3b065f75"},
+        build=build_uci),
     LabelledSet(
         name="lee-similarity",
         kind="similarity of document pairs (news paragraphs), a 0..1 score (regression)",

@@ -114,6 +114,21 @@ def test_r_lazyload_entries_inflate_in_every_compression(common):
         common.inflate_rdb_entry((99).to_bytes(4, "big") + zlib.compress(payload))
 
 
+# ------------------------------------------------------------------------------ uci sentences
+def test_uci_rows_join_the_three_domains_and_drop_the_empty_last_row(fl):
+    files = {
+        "amazon.json": b'[{"text":"Good case.","class":1},{"text":"","class":null}]',
+        "imdb.json": b'[{"text":"A slow-moving,  aimless movie.  ","class":0}]',
+        "yelp.json": b'[{"text":"Wow... Loved this place.","class":1},{"text":"","class":null}]',
+    }
+    assert fl.uci_rows(files) == [{"text": "Good case.", "label": 1},
+                                  {"text": "A slow-moving, aimless movie.", "label": 0},
+                                  {"text": "Wow... Loved this place.", "label": 1}]
+    files["imdb.json"] = b'[{"text":"","class":null},{"text":"ok","class":1}]'
+    with pytest.raises(ValueError, match="imdb.json item 1: expected a text and class 0 or 1"):
+        fl.uci_rows(files)
+
+
 # ---------------------------------------------------------------------------------------- brown
 def test_brown_files_lose_their_tags(fl):
     tagged = ("\n\n\tThe/at jury/nn said/vbd ``/`` no/at 1/2/cd evidence/nn ''/'' ./.\n"
