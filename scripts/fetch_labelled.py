@@ -315,8 +315,8 @@ SETS = {s.name: s for s in [
         extraction="one Reuters-21578 XML document a file; title + body, label = the folder "
                    "(acq = acquisitions, crude = crude oil)",
         split="no official split (all 70 are Lewis TRAIN documents): seeded stratified 70 / 30",
-        licence="Reuters-21578, Distribution 1.0: free for research use with credit to "
-                "Reuters and Carnegie Group (D. Lewis' README); tm is GPL-3",
+        licence="Reuters-21578, Distribution 1.0: Reuters Ltd. and Carnegie Group allow free "
+                "distribution for research purposes only (D. Lewis' README); tm is GPL-3",
         rows={"train": 49, "test": 21},
         sha256={"train": "57fcb1ab6cede2f434c13ccd73de066372b582785c829afd84503f8db4d2ca87",
                 "test": "152f16f2cfb181b2ffb86c240bafa3369177ca94ae782706804e897460b28d38"},
@@ -330,8 +330,8 @@ SETS = {s.name: s for s in [
         extraction="R lazy-load database read with `rdata`; review text (<br /> tags dropped), "
                    "label = score: great (5 stars) / other",
         split="official: modeldata's training_data / testing_data",
-        licence="modeldata is MIT; the reviews come from the SNAP Amazon Fine Food Reviews "
-                "(McAuley & Leskovec 2013), published for research",
+        licence="a sample of the SNAP Amazon Fine Food Reviews (McAuley & Leskovec 2013), "
+                "published for research with no separate licence; modeldata is MIT",
         rows={"train": 4000, "test": 1000},
         sha256={"train": "73834aa2176e7e3e348a63babfa0952060eff7dcdb2f0ac89cb0bb2a811f7729",
                 "test": "9a967854681a29e16ca387ee3088a291166784e14b69f2df757776c7f9758b88"},
