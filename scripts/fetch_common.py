@@ -167,8 +167,8 @@ def inflate_rdb_entry(blob: bytes) -> bytes:
     size = int.from_bytes(blob[:4], "big")
     kind = blob[4:5]
     if kind == b"Z":
-        out = lzma.decompress(blob[5:], format=lzma.FORMAT_RAW,
-                              filters=[{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}])
+        lzma2 = {"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}  # R's xz level
+        out = lzma.decompress(blob[5:], format=lzma.FORMAT_RAW, filters=[lzma2])
     elif kind == b"2":
         out = bz2.decompress(blob[5:])
     elif kind == b"0":
