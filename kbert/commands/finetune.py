@@ -35,9 +35,11 @@ OPTIONS = {
     "--problem-type": ("problem_type", str, "single_label",
                        "single_label, multi_label or regression"),
     "--pooling": ("pooling", str, "pooled", "pooled ([CLS] + tanh pooler), cls or mean"),
-    "--epochs": ("epochs", int, 3, "passes over the training data"),
+    "--epochs": ("epochs", int, None, "passes over the training data (default: at least "
+                 "450 steps, 3..30 epochs)"),
     "--batch-size": ("batch_size", int, 32, "examples per step"),
-    "--learning-rate": ("learning_rate", float, 3e-5, "peak learning rate (BERT: 2e-5..5e-5)"),
+    "--learning-rate": ("learning_rate", float, None, "peak learning rate (default by the "
+                        "encoder's width: 1e-4 for hidden 384, 3e-5 for BERT-base)"),
     "--warmup": ("warmup", float, 0.1, "warmup: fraction of the steps (<1) or a step count"),
     "--weight-decay": ("weight_decay", float, 0.01, "AdamW decay (not on LayerNorm / biases)"),
     "--layerwise-lr-decay": ("layerwise_lr_decay", float, 1.0,
@@ -49,7 +51,8 @@ OPTIONS = {
     "--max-length": ("max_length", int, None, "tokens per example incl. [CLS]/[SEP] (default "
                      "128, or the model's positions when fewer)"),
     "--validation-split": ("validation_split", float, 0.1, "held-out share when no --validation"),
-    "--early-stopping": ("early_stopping", int, None, "stop after N epochs without improvement"),
+    "--early-stopping": ("early_stopping", int, None, "stop after N epochs without a better "
+                         "validation accuracy (default 2, 3 beyond 10 epochs; 0 = off)"),
     "--seed": ("seed", int, 0, "split, shuffling and initialisation seed"),
     "--strategy": ("strategy", str, None, "mirrored (all local GPUs) or multiworker (TF_CONFIG "
                    "on each host); --batch-size is then the global batch (docs/distributed.md)"),
@@ -162,15 +165,21 @@ def _run(options: dict, args, job) -> int:
         if model.tokenizer is None:
             raise ValueError(f"{options['model']}: no vocab.txt found beside the weights")
         model.set_label_map(label_map)
+        recipe = model.finetuning_recipe(
+            len(train), options["batch_size"], epochs=options["epochs"],
+            learning_rate=options["learning_rate"], early_stopping=options["early_stopping"])
+        print(recipe.describe())
         os.makedirs(options["output_dir"], exist_ok=True)
         out = job.write_dir  # output_dir on the chief; another worker writes to a temp dir
         history = model.fit_texts(
-            train, validation=validation, epochs=options["epochs"],
-            batch_size=options["batch_size"], learning_rate=options["learning_rate"],
+            train, validation=validation, epochs=recipe.epochs,
+            batch_size=options["batch_size"], learning_rate=recipe.learning_rate,
             warmup=options["warmup"], weight_decay=options["weight_decay"],
             layerwise_lr_decay=options["layerwise_lr_decay"],
-            early_stopping_patience=options["early_stopping"], seed=options["seed"],
+            early_stopping_patience=recipe.early_stopping or 0, seed=options["seed"],
             verbose=0 if args.quiet else fit_verbosity())
+    options.update(epochs=recipe.epochs, learning_rate=recipe.learning_rate,
+                   early_stopping=recipe.early_stopping)
     model.save_pretrained(out)
 
     metrics = {"options": options, "history": {k: [float(v) for v in vals]

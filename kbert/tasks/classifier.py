@@ -23,6 +23,7 @@ from kbert.tasks.base import (TaskModel, as_text_list, head_dropout_rate, head_l
                               is_string_dataset, is_text_list)
 from kbert.tasks.data import (DataError, LabelledData, LabelMap, check_texts, text_dataset,
                               trim_padding, truncation_report)
+from kbert.tasks.recipe import Recipe, finetuning_recipe
 
 PROBLEM_TYPES = ("single_label", "multi_label", "regression")
 POOLINGS = ("pooled", "cls", "mean")
@@ -233,28 +234,50 @@ class BertClassifier(TaskModel):
 
         return ds.map(encode, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
+    def finetuning_recipe(self, num_examples: int, batch_size: int = 32, *,
+                          epochs: int | None = None, learning_rate: float | None = None,
+                          early_stopping: int | None = None,
+                          has_validation: bool = True) -> Recipe:
+        """The epochs, learning rate and early stopping `fit_texts` uses for this model on a set
+        of `num_examples` (kbert.tasks.recipe): what is given wins, the rest follows the set's
+        size and the encoder's width."""
+        return finetuning_recipe(num_examples, self.encoder.bert_config.hidden_size, batch_size,
+                                 epochs=epochs, learning_rate=learning_rate,
+                                 early_stopping=early_stopping, has_validation=has_validation,
+                                 problem_type=self.problem_type)
+
     def fit_texts(self, train: LabelledData, validation: LabelledData | None = None,
-                  epochs: int = 3, batch_size: int = 32, learning_rate: float = 3e-5,
+                  epochs: int | None = None, batch_size: int = 32,
+                  learning_rate: float | None = None,
                   layerwise_lr_decay: float = 1.0, warmup: float | int = 0.1,
                   weight_decay: float = 0.01, early_stopping_patience: int | None = None,
-                  monitor: str = "val_loss", checkpoint_path: str | None = None,
+                  monitor: str | None = None, checkpoint_path: str | None = None,
                   seed: int = 0, verbose="auto", callbacks=None, compile: bool = True):
         """Fine-tune on labelled texts with `model.fit`; returns the Keras History.
 
-        Builds the label map from `train` when the model has none, compiles with the BERT
-        recipe sized to `epochs * ceil(len(train) / batch_size)` steps (`compile=False` keeps
-        your own compile), and with validation data restores the weights of the best epoch by
-        `monitor` at the end (also saved to `checkpoint_path`, a `.weights.h5` file, if given);
-        `early_stopping_patience` stops after that many epochs without improvement.
+        `epochs`, `learning_rate` and `early_stopping_patience` left as None follow the set's
+        size and the encoder's width (`finetuning_recipe`, printed unless verbose=0);
+        `early_stopping_patience=0` turns early stopping off. Builds the label map from `train`
+        when the model has none, compiles with the BERT recipe sized to
+        `epochs * ceil(len(train) / batch_size)` steps (`compile=False` keeps your own compile),
+        and with validation data restores the weights of the best epoch by `monitor` (validation
+        accuracy, or loss for regression) at the end (also saved to `checkpoint_path`, a
+        `.weights.h5` file, if given).
         """
         if train.labels is None:
             raise DataError("fit_texts needs labelled training data")
         if self.problem_type != "regression" and self.label_map is None:
             label_map = LabelMap.from_labels(train.labels)
             self.set_label_map(label_map)
+        recipe = self.finetuning_recipe(
+            len(train), batch_size, epochs=epochs, learning_rate=learning_rate,
+            early_stopping=early_stopping_patience, has_validation=validation is not None)
+        if verbose != 0 and recipe.reasons:
+            print(recipe.describe())
+        epochs, monitor = recipe.epochs, monitor or recipe.monitor
         steps = epochs * math.ceil(len(train) / batch_size)
         if compile:
-            self.compile(learning_rate=learning_rate, total_steps=steps, warmup=warmup,
+            self.compile(learning_rate=recipe.learning_rate, total_steps=steps, warmup=warmup,
                          weight_decay=weight_decay, layerwise_lr_decay=layerwise_lr_decay)
         train_ds = self.text_dataset(train, batch_size, shuffle=True, seed=seed)
         val_ds = None
@@ -262,7 +285,7 @@ class BertClassifier(TaskModel):
         if validation is not None:
             val_ds = self.text_dataset(validation, batch_size)
             callbacks.append(keras.callbacks.EarlyStopping(
-                monitor=monitor, patience=early_stopping_patience or epochs,
+                monitor=monitor, patience=recipe.early_stopping or epochs,
                 restore_best_weights=True, mode="auto"))
             if checkpoint_path:
                 callbacks.append(keras.callbacks.ModelCheckpoint(
