@@ -91,3 +91,39 @@ def test_classify_refuses_a_saved_head_that_was_never_trained(tmp_path):
         classify.run(_args(classify, ["--model", str(tmp_path / "untrained"), "good film"]))
     with pytest.raises(ValueError, match="no classifier head.*kbert finetune"):
         classify.run(_args(classify, ["--model", str(_run_dir(tmp_path)), "good film"]))
+
+
+@pytest.mark.slow
+def test_finetune_search_and_seeds_keep_the_best_on_validation(tmp_path, capsys, monkeypatch):
+    """--search tries the grid around the defaults and keeps the best validation trial; --seeds
+    reports the spread over seeds; metrics.json records every trial and the kept settings.
+    (A 2 x 2 grid here instead of 3 x 2, to keep the test short.)"""
+    from kbert.tasks import search
+
+    monkeypatch.setattr(search, "RATE_FACTORS", (1.0, 2.0))
+    run = _run_dir(tmp_path)
+    train = tmp_path / "train.csv"
+    train.write_text("text,label\n" + "\n".join(f"{t},{label}" for t, label in ROWS * 2) + "\n")
+    test = tmp_path / "test.csv"
+    test.write_text("text,label\n" + "\n".join(f"{t},{label}" for t, label in ROWS) + "\n")
+    out = tmp_path / "clf"
+    assert finetune.run(_args(finetune, [
+        "--model", str(run), "--train", str(train), "--test", str(test), "--max-length", "8",
+        "--epochs", "1", "--batch-size", "4", "--validation-split", "0.25", "--search",
+        "--seeds", "2", "--output-dir", str(out), "--quiet"])) == 0
+    printed = capsys.readouterr().out
+    assert "epochs 1 (given); lr 0.0002 (hidden" in printed  # the tiny encoder is narrow
+    assert "== search on the validation split ==" in printed and "<- kept" in printed
+    assert "== 2 seeds ==" in printed and "test accuracy:" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    seeds = metrics["seeds"]
+    trials = metrics["search"]
+    assert sorted({row["learning_rate"] for row in trials}) == [2e-4, 4e-4]
+    assert {row["epochs"] for row in trials} == {1, 2} and len(trials) == 4
+    best = max(trials, key=lambda row: row["score"])
+    assert [row["seed"] for row in seeds] == [0, 1]
+    assert seeds[0]["learning_rate"] == best["learning_rate"] == metrics["options"]["learning_rate"]
+    kept = max(seeds, key=lambda row: row["score"])
+    assert metrics["options"]["seed"] == kept["seed"]
+    assert all(0.0 <= row["test_score"] <= 1.0 for row in seeds)
+    assert len(metrics["history"]["loss"]) == kept["epochs"] or kept["best_epoch"] <= kept["epochs"]

@@ -54,6 +54,8 @@ OPTIONS = {
     "--early-stopping": ("early_stopping", int, None, "stop after N epochs without a better "
                          "validation accuracy (default 2, 3 beyond 10 epochs; 0 = off)"),
     "--seed": ("seed", int, 0, "split, shuffling and initialisation seed"),
+    "--seeds": ("seeds", int, 1, "fine-tune N times (seeds seed..seed+N-1), report the mean and "
+                "spread, keep the best on validation"),
     "--strategy": ("strategy", str, None, "mirrored (all local GPUs) or multiworker (TF_CONFIG "
                    "on each host); --batch-size is then the global batch (docs/distributed.md)"),
 }
@@ -67,6 +69,9 @@ def add_arguments(parser) -> None:
         parser.add_argument(flag, dest=key, type=kind, default=None, help=help_text + shown)
     parser.add_argument("--no-header", dest="header", action="store_false", default=None,
                         help="the CSV/TSV files have no header row; columns are indices")
+    parser.add_argument("--search", action="store_true", default=None,
+                        help="try learning rates x0.5 / x1 / x2 and epoch budgets x1 / x2 around "
+                             "the defaults on the validation split, keep the best")
     parser.add_argument("--quiet", action="store_true", help="no progress output while training")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into an --output-dir that already holds files")
@@ -77,6 +82,7 @@ def resolve_options(args) -> dict:
     """Defaults <- the JSON config file <- flags; checks keys and required values."""
     options = {key: default for key, _, default, _ in OPTIONS.values()}
     options["header"] = True
+    options["search"] = False
     if args.config:
         from kbert.config import read_json_file
 
@@ -131,6 +137,45 @@ def run(args) -> int:
         job.close()
 
 
+def _fit_with_search(fit, recipe, options: dict, test, problem_type: str):
+    """One fit with the recipe; or --search's grid on the validation split, and --seeds runs of
+    the chosen settings. Returns (the kept model, its Trial, what metrics.json records)."""
+    from kbert.tasks.search import format_trials, is_better, run_trials, search_grid, spread
+
+    seed, monitor, seeds, record = options["seed"], recipe.monitor, options["seeds"], {}
+    if seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {seeds}")
+    learning_rate, epochs, kept = recipe.learning_rate, recipe.epochs, None
+    score_test = None
+    if test is not None and problem_type == "single_label" and seeds > 1:
+        score_test = lambda model: model.evaluate_texts(test).accuracy  # noqa: E731
+    if options["search"]:
+        grid = [(lr, n, seed) for lr, n in search_grid(recipe.learning_rate, recipe.epochs)]
+        model, best, trials = run_trials(fit, grid, monitor)
+        print(f"\n== search on the validation split ==\n{format_trials(trials, monitor, best)}")
+        record["search"] = [t.row() for t in trials]
+        learning_rate, epochs, kept = best.learning_rate, best.epochs, (model, best)
+        if score_test:
+            best.test_score = score_test(model)
+        if seeds == 1:
+            return model, best, record
+    # the search already ran the chosen settings with `seed`
+    runs = [(learning_rate, epochs, seed + k) for k in range(1 if kept else 0, seeds)]
+    model, best, trials = run_trials(fit, runs, monitor, score_test,
+                                     log=print if seeds > 1 else (lambda line: None))
+    if kept:
+        trials = [kept[1]] + trials
+        if not is_better(best, kept[1], monitor):
+            model, best = kept
+    if seeds > 1:
+        print(f"\n== {seeds} seeds ==\n{format_trials(trials, monitor, best)}")
+        print(f"best {monitor}: {spread([t.score for t in trials])}")
+        if score_test:
+            print(f"test accuracy: {spread([t.test_score for t in trials])}")
+        record["seeds"] = [t.row() for t in trials]
+    return model, best, record
+
+
 def _run(options: dict, args, job) -> int:
     import keras
 
@@ -156,7 +201,10 @@ def _run(options: dict, args, job) -> int:
           f"{num_classes} {'output' if problem_type == 'regression' else 'class'}(es)"
           + (f": {label_map.labels}" if label_map else ""))
 
-    with job.scope():  # model, optimizer and compile (in fit_texts) under the strategy
+    test = _load(options["test"], options) if options["test"] else None
+    verbose = 0 if args.quiet else fit_verbosity()
+
+    def make_model():
         model = BertClassifier.from_pretrained(
             options["model"], num_classes=num_classes, problem_type=problem_type,
             pooling=options["pooling"], dropout=options["dropout"],
@@ -165,28 +213,35 @@ def _run(options: dict, args, job) -> int:
         if model.tokenizer is None:
             raise ValueError(f"{options['model']}: no vocab.txt found beside the weights")
         model.set_label_map(label_map)
-        recipe = model.finetuning_recipe(
+        return model
+
+    with job.scope():  # model, optimizer and compile (in fit_texts) under the strategy
+        fresh = [make_model()]  # the first model also tells the recipe the encoder's width
+        recipe = fresh[0].finetuning_recipe(
             len(train), options["batch_size"], epochs=options["epochs"],
             learning_rate=options["learning_rate"], early_stopping=options["early_stopping"])
         print(recipe.describe())
         os.makedirs(options["output_dir"], exist_ok=True)
         out = job.write_dir  # output_dir on the chief; another worker writes to a temp dir
-        history = model.fit_texts(
-            train, validation=validation, epochs=recipe.epochs,
-            batch_size=options["batch_size"], learning_rate=recipe.learning_rate,
-            warmup=options["warmup"], weight_decay=options["weight_decay"],
-            layerwise_lr_decay=options["layerwise_lr_decay"],
-            early_stopping_patience=recipe.early_stopping or 0, seed=options["seed"],
-            verbose=0 if args.quiet else fit_verbosity())
-    options.update(epochs=recipe.epochs, learning_rate=recipe.learning_rate,
-                   early_stopping=recipe.early_stopping)
+
+        def fit(learning_rate, epochs, seed):
+            keras.utils.set_random_seed(seed)
+            model = fresh.pop() if fresh else make_model()
+            history = model.fit_texts(
+                train, validation=validation, epochs=epochs, batch_size=options["batch_size"],
+                learning_rate=learning_rate, warmup=options["warmup"],
+                weight_decay=options["weight_decay"],
+                layerwise_lr_decay=options["layerwise_lr_decay"],
+                early_stopping_patience=recipe.early_stopping or 0, seed=seed, verbose=verbose)
+            return model, history
+
+        model, trial, search = _fit_with_search(fit, recipe, options, test, problem_type)
+    options.update(epochs=trial.epochs, learning_rate=trial.learning_rate,
+                   early_stopping=recipe.early_stopping, seed=trial.seed)
     model.save_pretrained(out)
 
-    metrics = {"options": options, "history": {k: [float(v) for v in vals]
-                                               for k, vals in history.history.items()}}
-    sets = [("validation", validation)]
-    if options["test"]:
-        sets.append(("test", _load(options["test"], options)))
+    metrics = {"options": options, "history": trial.history, **search}
+    sets = [("validation", validation)] + ([("test", test)] if test is not None else [])
     reports = {}
     if problem_type == "single_label":
         for name, data in sets:
