@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     start = time.perf_counter()
 
-    from kbert.data.pipeline import pretraining_dataset
+    from kbert.data import BatchOptions, MaskingOptions, PairOptions, pretraining_dataset
     from kbert.tokenization.vocab import Vocabulary
 
     if args.vocab:
@@ -104,9 +104,10 @@ def main(argv=None) -> int:
 
     # --fast reads one novel (Persuasion, 24 chapters) instead of all six
     ds = pretraining_dataset(austen_files()[3:4] if args.fast else "austen", vocab,
-                             seq_length=args.seq_length, batch_size=args.examples,
-                             seed=args.seed, split="all" if args.fast else "train",
-                             whole_word=args.whole_word, dynamic=True, shuffle=True, debug=True)
+                             PairOptions(args.seq_length),
+                             MaskingOptions(whole_word=args.whole_word),
+                             BatchOptions(args.examples, dynamic=True, shuffle=True),
+                             seed=args.seed, split="all" if args.fast else "train", debug=True)
     batch = next(ds.as_numpy_iterator())
     for i in range(len(batch["token_ids"])):
         show(batch, vocab, i)

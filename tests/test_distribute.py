@@ -182,7 +182,7 @@ def test_distributed_finetuning_takes_the_single_device_update(tf_numbers):
 TF_JOB_CHILD = TWO_CPUS + textwrap.dedent("""
     import json, sys
     import numpy as np
-    from kbert.data.pipeline import pretraining_dataset
+    from kbert.data import BatchOptions, MaskingOptions, PairOptions, pretraining_dataset
     from kbert.training.distribute import DistributedJob
     from kbert.training.pretrain import pretrain
 
@@ -192,8 +192,8 @@ TF_JOB_CHILD = TWO_CPUS + textwrap.dedent("""
 
     # the input pipeline: the replicas' halves put together are the single-device batches
     def data():
-        return pretraining_dataset(corpus, vocab, seq_length=32, batch_size=8,
-                                   max_predictions=5, repeat=True)
+        return pretraining_dataset(corpus, vocab, PairOptions(32), MaskingOptions(5),
+                                   BatchOptions(8, repeat=True))
     job = DistributedJob("mirrored", out, log=lambda *a: None)
     single = list(data().take(3))
     distributed = iter(job.strategy.experimental_distribute_dataset(

@@ -210,15 +210,19 @@ def build_datasets(config: PretrainConfig, tokenizer, resume_epoch: int = 0):
     A run resumed at epoch e draws its stream with seed + e instead of replaying the batches
     of epochs 0..e-1 (skipping them would cost as much input processing as making them).
     """
-    from kbert.data.pipeline import pretraining_dataset
+    from kbert.data.masking import MaskingOptions
+    from kbert.data.pairs import PairOptions
+    from kbert.data.pipeline import BatchOptions, pretraining_dataset
 
-    common = dict(seq_length=config.seq_length, batch_size=config.batch_size,
-                  max_predictions=config.max_predictions, masked_lm_prob=config.masked_lm_prob,
-                  whole_word=config.whole_word_masking)
-    train = pretraining_dataset(config.corpus, tokenizer, seed=config.seed + resume_epoch,
-                                split="train", repeat=True, **common)
-    heldout = [pretraining_dataset(config.corpus, tokenizer, seed=config.seed + k,
-                                   split="heldout", **common)
+    pairs = PairOptions(config.seq_length)
+    masking = MaskingOptions(config.max_predictions, config.masked_lm_prob,
+                             whole_word=config.whole_word_masking)
+    train = pretraining_dataset(config.corpus, tokenizer, pairs, masking,
+                                BatchOptions(config.batch_size, repeat=True),
+                                split="train", seed=config.seed + resume_epoch)
+    heldout = [pretraining_dataset(config.corpus, tokenizer, pairs, masking,
+                                   BatchOptions(config.batch_size), split="heldout",
+                                   seed=config.seed + k)
                for k in range(config.eval_drawings)]
     return train, heldout
 
