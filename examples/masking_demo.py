@@ -42,7 +42,8 @@ def fast_vocabulary():
 
 def trained_vocabulary(fast: bool):
     from kbert.corpora import austen_files
-    from kbert.tokenization.vocab import Vocabulary, train_vocabulary
+    from kbert.tokenization.vocab import Vocabulary
+    from kbert.tokenization.vocab_training import train_vocabulary
 
     size = 1000 if fast else 8000
     cache = os.path.join(os.path.expanduser("~"), ".cache", "kbert", f"demo-vocab-{size}")

@@ -16,7 +16,8 @@ from kbert.data.corpus import iter_documents
 from kbert.data.masking import KEEP, MASK, RANDOM, MlmMasker
 from kbert.data import BatchOptions, MaskingOptions, PairOptions, pretraining_dataset
 from kbert.tokenization.tokenizer import BertTokenizer
-from kbert.tokenization.vocab import Vocabulary, train_vocabulary
+from kbert.tokenization.vocab import Vocabulary
+from kbert.tokenization.vocab_training import train_vocabulary
 
 pytestmark = pytest.mark.slow
 VOCAB_SIZE = 2000  # small pieces: the 4M-character corpus gives ~1.09M of them

@@ -330,35 +330,63 @@ def pretrain(config: PretrainConfig | dict | None = None, log=print) -> dict:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
+@dataclasses.dataclass
+class _Run:
+    """What the steps of one job hand each other."""
+
+    out: str                    # where this worker writes (output_dir on the chief)
+    vocab: Any
+    tokenizer: Any
+    bert_config: Any
+    precision: str
+    backup_dir: str
+    model: Any = None
+    train_ds: Any = None
+    heldout_ds: Any = None
+    seconds: dict = dataclasses.field(default_factory=dict)
+
+
 def _pretrain(config: PretrainConfig, log, job) -> dict:
+    started = time.perf_counter()
+    run = set_up_run(config, job, log)
+    run.seconds["vocab_and_setup"] = time.perf_counter() - started
+    history, backup = fit_run(run, config, job, log)
+    heldout, examples = evaluate_run(run, config)
+    save_models(run.model, run.out)
+    run.seconds["total"] = time.perf_counter() - started
+    return write_summary(run, config, job, history, backup, heldout, examples)
+
+
+def set_up_run(config: PretrainConfig, job, log=print) -> _Run:
+    """Output directory, seed, vocabulary, BertConfig, precision, datasets, compiled model."""
     import keras
 
-    from kbert.models.pretrainer import BertPretrainer
-    from kbert.outputs import fit_verbosity
     from kbert.tokenization.tokenizer import BertTokenizer
-    from kbert.training.callbacks import (AtomicCheckpoint, StopOnDivergence, TrainingDiverged,
-                                          write_json_atomic)
-    from kbert.training.optimizer import create_optimizer, set_precision
+    from kbert.training.optimizer import set_precision
     from kbert.training.preflight import check_output_dir
 
-    started = time.perf_counter()
-    out = config.output_dir
-    check_output_dir(out)  # creatable and writable: a clear error now, before any work
-    os.makedirs(out, exist_ok=True)
+    check_output_dir(config.output_dir)  # creatable and writable: a clear error now
+    os.makedirs(config.output_dir, exist_ok=True)
     out = job.write_dir  # output_dir on the chief; another worker writes to a temp dir
     keras.utils.set_random_seed(config.seed)
-
     vocab = prepare_vocabulary(dataclasses.replace(config, output_dir=out), log)
     bert_config = model_config(config, vocab.size)
     bert_config.to_json(os.path.join(out, "model_config.json"))
-    tokenizer = BertTokenizer(vocab, max_length=config.seq_length)
-    precision = set_precision(config.mixed_precision)
-    vocab_seconds = time.perf_counter() - started
+    run = _Run(out=out, vocab=vocab, tokenizer=BertTokenizer(vocab, max_length=config.seq_length),
+               bert_config=bert_config, precision=set_precision(config.mixed_precision),
+               backup_dir=os.path.join(config.output_dir, "backup"))  # every worker: the chief's
+    run.train_ds, run.heldout_ds = build_datasets(config, run.tokenizer,
+                                                  _resume_epoch(run.backup_dir))
+    run.train_ds = job.distribute_dataset(run.train_ds, config.corpus)
+    run.model = compiled_model(config, bert_config, job)
+    describe_run(run, config, job, log)
+    return run
 
-    backup_dir = os.path.join(config.output_dir, "backup")  # every worker restores the chief's
-    resume_epoch = _resume_epoch(backup_dir)
-    train_ds, heldout_ds = build_datasets(config, tokenizer, resume_epoch)
-    train_ds = job.distribute_dataset(train_ds, config.corpus)
+
+def compiled_model(config: PretrainConfig, bert_config, job):
+    """A new BertPretrainer with its AdamW schedule, compiled in the job's scope."""
+    from kbert.models.pretrainer import BertPretrainer
+    from kbert.training.optimizer import create_optimizer
 
     with job.scope():
         model = BertPretrainer.from_bert_config(bert_config)
@@ -367,56 +395,81 @@ def _pretrain(config: PretrainConfig, log, job) -> dict:
                                        weight_decay=config.weight_decay),
             jit_compile=job.jit_compile(config.jit_compile))
         job.prepare_optimizer(model.optimizer)
-    params = model.count_params()
+    return model
+
+
+def describe_run(run: _Run, config: PretrainConfig, job, log=print) -> None:
+    bert_config = run.bert_config
     log(f"model: {config.preset} {bert_config.num_layers} layers, hidden "
-        f"{bert_config.hidden_size}, {params / 1e6:.1f}M parameters, {precision}; "
-        f"{config.total_steps} steps of {config.batch_size} x {config.seq_length} tokens")
+        f"{bert_config.hidden_size}, {run.model.count_params() / 1e6:.1f}M parameters, "
+        f"{run.precision}; {config.total_steps} steps of {config.batch_size} x "
+        f"{config.seq_length} tokens")
     if job.distributed:
         log(f"distribution: {config.strategy}, {job.num_replicas} replicas on "
             f"{job.role.num_workers} worker(s), this is {job.role.label}"
             f"{' (chief)' if job.is_chief else ''}; global batch {config.batch_size} = "
             f"{config.batch_size / job.num_replicas:g} sequences per replica")
 
+
+def fit_run(run: _Run, config: PretrainConfig, job, log=print):
+    """Keras fit with checkpoints, resume backup, metric logs and the NaN stop; returns
+    (history, backup). Raises TrainingDiverged naming the last good checkpoint."""
+    from kbert.outputs import fit_verbosity
+    from kbert.training.callbacks import AtomicCheckpoint, StopOnDivergence, TrainingDiverged
+
     divergence = StopOnDivergence()
-    checkpoints = AtomicCheckpoint(os.path.join(out, "checkpoints"), config.checkpoint_every,
+    checkpoints = AtomicCheckpoint(os.path.join(run.out, "checkpoints"), config.checkpoint_every,
                                    config.keep_checkpoints)
     verbose = fit_verbosity() if config.verbose == "auto" else config.verbose
-    backup = job.backup(backup_dir, verbose=bool(verbose))
-    loggers = metric_loggers(out, config.steps_per_epoch, log)
+    backup = job.backup(run.backup_dir, verbose=bool(verbose))
+    loggers = metric_loggers(run.out, config.steps_per_epoch, log)
     fit_start = time.perf_counter()
-    history = model.fit(train_ds, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
-                        callbacks=[divergence, backup, checkpoints, *loggers],
-                        verbose=verbose)
-    fit_seconds = time.perf_counter() - fit_start
+    history = run.model.fit(run.train_ds, epochs=config.epochs,
+                            steps_per_epoch=config.steps_per_epoch,
+                            callbacks=[divergence, backup, checkpoints, *loggers],
+                            verbose=verbose)
+    run.seconds["fit"] = time.perf_counter() - fit_start
     if divergence.diverged_at_step is not None:
         latest = AtomicCheckpoint.latest(checkpoints.directory)
         raise TrainingDiverged(
             f"the loss became {divergence.loss} at step {divergence.diverged_at_step}; "
             f"training stopped. Last good checkpoint: {latest or 'none yet'}. Lower the "
             f"learning rate (now {config.learning_rate}) and re-run.")
+    return history, backup
 
+
+def evaluate_run(run: _Run, config: PretrainConfig):
+    """(held-out metrics, fill-mask examples) of the trained model."""
     eval_start = time.perf_counter()
-    heldout = evaluate_heldout(model, heldout_ds, config.eval_batches)
-    heldout["baseline_token"] = vocab.tokens[heldout["baseline_token_id"]]
-    examples = fill_mask_examples(model, tokenizer, config.corpus, config.examples, config.seed)
-    eval_seconds = time.perf_counter() - eval_start
+    heldout = evaluate_heldout(run.model, run.heldout_ds, config.eval_batches)
+    heldout["baseline_token"] = run.vocab.tokens[heldout["baseline_token_id"]]
+    examples = fill_mask_examples(run.model, run.tokenizer, config.corpus, config.examples,
+                                  config.seed)
+    run.seconds["eval"] = time.perf_counter() - eval_start
+    return heldout, examples
 
-    save_models(model, out)
-    final = {k: float(v[-1]) for k, v in history.history.items()}
+
+def write_summary(run: _Run, config: PretrainConfig, job, history, backup, heldout,
+                  examples) -> dict:
+    """summary.json (written atomically) and the same dict returned."""
+    import keras
+
+    from kbert.training.callbacks import write_json_atomic
+
+    out = run.out
     summary = {
         "config": dataclasses.asdict(config),
-        "model_config": bert_config.to_dict(),
-        "parameters": int(params),
-        "precision": precision,
+        "model_config": run.bert_config.to_dict(),
+        "parameters": int(run.model.count_params()),
+        "precision": run.precision,
         "distribution": job.describe(),
-        "steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+        "steps": int(keras.ops.convert_to_numpy(run.model.optimizer.iterations)),
         "resumed_from_step": backup.resumed_from_step,
-        "final_train_metrics": final,
+        "final_train_metrics": {k: float(v[-1]) for k, v in history.history.items()},
         "heldout": heldout,
         "examples": examples,
-        "seconds": {"vocab_and_setup": round(vocab_seconds, 1), "fit": round(fit_seconds, 1),
-                    "eval": round(eval_seconds, 1),
-                    "total": round(time.perf_counter() - started, 1)},
+        "seconds": {k: round(run.seconds[k], 1)
+                    for k in ("vocab_and_setup", "fit", "eval", "total")},
         "files": {"encoder": os.path.join(out, "encoder.keras"),
                   "pretrainer": os.path.join(out, "pretrainer.keras"),
                   "vocab": os.path.join(out, "vocab.txt")},
