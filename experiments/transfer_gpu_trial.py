@@ -38,7 +38,7 @@ def prepare(args) -> None:
 
     from kbert.data.masking import replacement_distribution
     from kbert.data.pipeline import pair_dataset
-    from kbert.tasks.data import stratified_split
+    from kbert.tasks import stratified_split
     from kbert.tokenization.tokenizer import BertTokenizer
     from kbert.tokenization.vocab_training import train_vocabulary
 
