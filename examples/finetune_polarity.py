@@ -66,7 +66,7 @@ SAMPLE = [
 def load_data(fast: bool, cache_dir: str | None):
     from fetch_polarity import cached_path, fetch_polarity
 
-    from kbert.tasks.data import LabelledData, load_labelled
+    from kbert.tasks import LabelledData, load_labelled
 
     path = cached_path(cache_dir) if fast else fetch_polarity(cache_dir)
     if path is None:

@@ -42,7 +42,8 @@ def fast_vocabulary():
 
 def trained_vocabulary(fast: bool):
     from kbert.corpora import austen_files
-    from kbert.tokenization.vocab import Vocabulary, train_vocabulary
+    from kbert.tokenization.vocab import Vocabulary
+    from kbert.tokenization.vocab_training import train_vocabulary
 
     size = 1000 if fast else 8000
     cache = os.path.join(os.path.expanduser("~"), ".cache", "kbert", f"demo-vocab-{size}")
@@ -93,7 +94,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     start = time.perf_counter()
 
-    from kbert.data.pipeline import pretraining_dataset
+    from kbert.data import BatchOptions, MaskingOptions, PairOptions, pretraining_dataset
     from kbert.tokenization.vocab import Vocabulary
 
     if args.vocab:
@@ -104,9 +105,10 @@ def main(argv=None) -> int:
 
     # --fast reads one novel (Persuasion, 24 chapters) instead of all six
     ds = pretraining_dataset(austen_files()[3:4] if args.fast else "austen", vocab,
-                             seq_length=args.seq_length, batch_size=args.examples,
-                             seed=args.seed, split="all" if args.fast else "train",
-                             whole_word=args.whole_word, dynamic=True, shuffle=True, debug=True)
+                             PairOptions(args.seq_length),
+                             MaskingOptions(whole_word=args.whole_word),
+                             BatchOptions(args.examples, dynamic=True, shuffle=True),
+                             seed=args.seed, split="all" if args.fast else "train", debug=True)
     batch = next(ds.as_numpy_iterator())
     for i in range(len(batch["token_ids"])):
         show(batch, vocab, i)

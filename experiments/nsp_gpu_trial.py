@@ -31,6 +31,7 @@ SPECIAL = ("pad", "cls", "sep", "mask")
 # ------------------------------------------------------------------ prepare (TensorFlow)
 def prepare(args) -> None:
     from kbert.data.masking import replacement_distribution
+    from kbert.data import BatchOptions, MaskingOptions, PairOptions
     from kbert.data.pipeline import pair_dataset, pretraining_dataset
     from kbert.tokenization.tokenizer import BertTokenizer
     from kbert.tokenization.vocab import Vocabulary
@@ -50,8 +51,8 @@ def prepare(args) -> None:
                                      "masked_positions", "masked_ids", "masked_weights",
                                      "next_sentence_labels")}
     for k in range(3):
-        for x, y in pretraining_dataset("austen", tokenizer, seq_length=args.seq_length,
-                                        batch_size=256, max_predictions=args.max_predictions,
+        for x, y in pretraining_dataset("austen", tokenizer, PairOptions(args.seq_length),
+                                        MaskingOptions(args.max_predictions), BatchOptions(256),
                                         seed=args.seed + k, split="heldout"):
             for name, value in {**x, **y}.items():
                 heldout[name].append(value.numpy())

@@ -15,7 +15,7 @@ fetch_polarity.py), so a second run needs no network. Output is deterministic: e
 row count and sha256 are checked against the table below before it is written (`--no-verify`
 writes what came out and prints its digests, for a source that changed on purpose).
 Texts are whitespace-normalised (runs of spaces / newlines become one space). Where a source has
-no official split, the split is fixed and seeded (seed 0): `kbert.tasks.data.stratified_split`
+no official split, the split is fixed and seeded (seed 0): `kbert.tasks.stratified_split`
 for classes, documents kept apart for the Lee pairs. docs/data.md describes every set.
 """
 
@@ -216,7 +216,7 @@ def stratified_parts(rows: list[dict], test_fraction: float,
                      seed: int = SEED) -> dict[str, list[dict]]:
     """{"train", "test"} by kbert's own `stratified_split` (each class split in the same
     proportion, seeded), rows kept in their source order inside each part."""
-    from kbert.tasks.data import LabelledData, stratified_split
+    from kbert.tasks import LabelledData, stratified_split
 
     ids = LabelledData([str(i) for i in range(len(rows))], [r["label"] for r in rows])
     train, test = stratified_split(ids, test_fraction, seed)

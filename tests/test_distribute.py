@@ -182,7 +182,7 @@ def test_distributed_finetuning_takes_the_single_device_update(tf_numbers):
 TF_JOB_CHILD = TWO_CPUS + textwrap.dedent("""
     import json, sys
     import numpy as np
-    from kbert.data.pipeline import pretraining_dataset
+    from kbert.data import BatchOptions, MaskingOptions, PairOptions, pretraining_dataset
     from kbert.training.distribute import DistributedJob
     from kbert.training.pretrain import pretrain
 
@@ -192,8 +192,8 @@ TF_JOB_CHILD = TWO_CPUS + textwrap.dedent("""
 
     # the input pipeline: the replicas' halves put together are the single-device batches
     def data():
-        return pretraining_dataset(corpus, vocab, seq_length=32, batch_size=8,
-                                   max_predictions=5, repeat=True)
+        return pretraining_dataset(corpus, vocab, PairOptions(32), MaskingOptions(5),
+                                   BatchOptions(8, repeat=True))
     job = DistributedJob("mirrored", out, log=lambda *a: None)
     single = list(data().take(3))
     distributed = iter(job.strategy.experimental_distribute_dataset(
@@ -422,9 +422,12 @@ def test_parameter_count_matches_the_built_models_and_the_table():
     assert cfg.num_parameters() == BertEncoder.from_bert_config(cfg).count_params()
     base = BertConfig.preset("base", vocab_size=30522)
     assert base.num_parameters() == 109_482_240  # bert-base
-    assert distribute.allreduce_bytes_per_step(1000, 1) == 0
-    assert distribute.allreduce_bytes_per_step(1000, 2) == 4000  # 2 (N-1)/N x 4 bytes
-    table = distribute.scaling_table()
+    from script_loader import BENCH, load_script
+
+    allreduce_table = load_script("allreduce_table", BENCH)
+    assert allreduce_table.allreduce_bytes_per_step(1000, 1) == 0
+    assert allreduce_table.allreduce_bytes_per_step(1000, 2) == 4000  # 2 (N-1)/N x 4 bytes
+    table = allreduce_table.scaling_table()
     assert "| base | 110.1M | 440 | 771 | 616.6 |" in table
     with open(os.path.join(os.path.dirname(__file__), "..", "docs", "distributed.md"),
               encoding="utf-8") as f:

@@ -35,7 +35,7 @@ EXPECTED = {
     "kbert.training.callbacks": {"CheckpointWriteError": OSError},
     "kbert.training.preflight": {"OutputDirError": OSError},
     "kbert.tasks.base": {"UntrainedHeadError": ValueError},
-    "kbert.tasks.data": {"DataError": ValueError, "UnknownLabelError": ValueError},
+    "kbert.tasks.labels": {"DataError": ValueError, "UnknownLabelError": ValueError},
     "kbert.tasks.loading": {"EncoderSourceError": ValueError},
 }
 
@@ -73,7 +73,7 @@ def test_errors_subclass_kbert_error_and_their_builtin(module):
 def test_one_truncation_warning():
     from kbert.embeddings import TruncationWarning as from_embeddings
     from kbert.tasks import TruncationWarning as from_tasks
-    from kbert.tasks.data import TruncationWarning as from_data
+    from kbert.tasks.datasets import TruncationWarning as from_data
 
     assert from_embeddings is from_tasks is from_data is TruncationWarning
     assert issubclass(TruncationWarning, UserWarning)

@@ -14,9 +14,10 @@ from scipy import stats
 
 from kbert.data.corpus import iter_documents
 from kbert.data.masking import KEEP, MASK, RANDOM, MlmMasker
-from kbert.data.pipeline import pretraining_dataset
+from kbert.data import BatchOptions, MaskingOptions, PairOptions, pretraining_dataset
 from kbert.tokenization.tokenizer import BertTokenizer
-from kbert.tokenization.vocab import Vocabulary, train_vocabulary
+from kbert.tokenization.vocab import Vocabulary
+from kbert.tokenization.vocab_training import train_vocabulary
 
 pytestmark = pytest.mark.slow
 VOCAB_SIZE = 2000  # small pieces: the 4M-character corpus gives ~1.09M of them
@@ -48,8 +49,8 @@ def gather(dataset, epochs):
 
 @pytest.fixture(scope="module")
 def epochs(austen_vocab):
-    ds = pretraining_dataset("austen", austen_vocab, seq_length=SEQ, batch_size=BATCH,
-                             max_predictions=PREDICTIONS, seed=2024, split="all", debug=True)
+    ds = pretraining_dataset("austen", austen_vocab, PairOptions(SEQ), MaskingOptions(PREDICTIONS),
+                             BatchOptions(BATCH), seed=2024, split="all", debug=True)
     return gather(ds, 2)
 
 

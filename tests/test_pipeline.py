@@ -10,7 +10,10 @@ import tensorflow as tf
 from kbert.corpora import CorpusError
 from kbert.data import tfrecords
 from kbert.data.corpus import iter_documents
-from kbert.data.pipeline import FEATURE_NAMES, LABEL_NAMES, pretraining_dataset
+from kbert.data.corpus import CorpusOptions
+from kbert.data.masking import MaskingOptions
+from kbert.data.pairs import PairOptions
+from kbert.data.pipeline import FEATURE_NAMES, LABEL_NAMES, BatchOptions, pretraining_dataset
 from kbert.tokenization.vocab import Vocabulary
 
 WORDS = ("the a of and to in was she he it her his had that for with not be as but at on by so "
@@ -51,9 +54,11 @@ def batches(ds, n=None):
     return list(ds.take(n).as_numpy_iterator() if n else ds.as_numpy_iterator())
 
 
-def build(corpus, vocab, **kw):
-    return pretraining_dataset(corpus, vocab, seq_length=SEQ, batch_size=BATCH,
-                               max_predictions=P, seed=11, **kw)
+def build(corpus, vocab, batch=BATCH, heldout_fraction=None, dynamic=None, **kw):
+    reading = CorpusOptions(heldout_fraction=heldout_fraction) if heldout_fraction else None
+    return pretraining_dataset(corpus, vocab, PairOptions(SEQ), MaskingOptions(P),
+                               BatchOptions(batch, dynamic=dynamic), reading=reading, seed=11,
+                               **kw)
 
 
 def test_keras_layout_shapes_and_dtypes_and_seeded_dynamic_epochs(corpus, vocab):
@@ -99,23 +104,25 @@ def test_one_document_corpus_is_a_clear_error(tmp_path, vocab):
     path = tmp_path / "one.txt"
     path.write_text("Only one document here.\nWith two sentences.\n")
     with pytest.raises(CorpusError, match="only one document.*NotNext"):
-        pretraining_dataset(str(path), vocab, seq_length=SEQ, batch_size=BATCH, max_predictions=P)
+        build(str(path), vocab)
     with pytest.raises(CorpusError, match="no document"):
-        pretraining_dataset(str(path), vocab, split="heldout", heldout_fraction=0.0)
+        pretraining_dataset(str(path), vocab, split="heldout",
+                            reading=CorpusOptions(heldout_fraction=0.0))
 
 
 def test_bad_arguments(corpus, vocab):
     with pytest.raises(ValueError, match="tokenizer_or_vocab"):
         pretraining_dataset(corpus)
     with pytest.raises(ValueError, match="max_predictions"):
-        pretraining_dataset(corpus, vocab, seq_length=16, max_predictions=17)
+        pretraining_dataset(corpus, vocab, PairOptions(16), MaskingOptions(17))
+    with pytest.raises(ValueError, match="batch_size"):
+        BatchOptions(0)
 
 
 def test_non_utf8_file_in_the_corpus_is_named(tmp_path, vocab):
     write_corpus(str(tmp_path), docs=5)
     (tmp_path / "zz_latin1.txt").write_bytes("Caf\u00e9 and tea.\n\nMore.\n".encode("latin-1"))
-    ds = pretraining_dataset(str(tmp_path), vocab, seq_length=SEQ, batch_size=2,
-                             max_predictions=P)
+    ds = build(str(tmp_path), vocab, batch=2)
     with pytest.raises(Exception, match="zz_latin1.txt"):
         batches(ds)
 
@@ -124,8 +131,7 @@ def test_typed_special_tokens_in_text_are_plain_text(tmp_path, vocab):
     path = write_corpus(str(tmp_path), docs=6)
     with open(path, "a", encoding="utf-8") as f:
         f.write("\n\nShe wrote [MASK] and [SEP] in a letter.\nThe end.\n")
-    ds = pretraining_dataset(path, vocab, seq_length=SEQ, batch_size=2, max_predictions=P,
-                             split="all", debug=True)
+    ds = build(path, vocab, batch=2, split="all", debug=True)
     for b in batches(ds):
         ids = b["original_token_ids"]
         assert not (ids == vocab.mask_id).any()
@@ -138,8 +144,8 @@ def test_fit_a_tiny_pretrainer_on_it(corpus, vocab):
     model = BertPretrainer.from_preset("tiny", vocab_size=len(TOKENS),
                                        max_position_embeddings=SEQ)
     model.compile(optimizer="adam")
-    ds = pretraining_dataset(corpus, vocab, seq_length=SEQ, batch_size=BATCH, max_predictions=P,
-                             repeat=True)
+    ds = pretraining_dataset(corpus, vocab, PairOptions(SEQ), MaskingOptions(P),
+                             BatchOptions(BATCH, repeat=True))
     history = model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
 
@@ -193,12 +199,13 @@ def test_prepare_command_writes_pairs_that_train_with_fresh_masks(tmp_path, corp
     assert meta["seq_length"] == SEQ and meta["dupe_factor"] == 2
     train = meta["splits"]["train"]
     assert len(train["files"]) == 2 and 0.35 < train["not_next"] / train["examples"] < 0.65
-    ds = pretraining_dataset(str(tmp_path / "pairs"), str(tmp_path / "vocab"), seq_length=SEQ,
-                             batch_size=BATCH, max_predictions=P, drop_remainder=False)
+    ds = pretraining_dataset(str(tmp_path / "pairs"), str(tmp_path / "vocab"), PairOptions(SEQ),
+                             MaskingOptions(P), BatchOptions(BATCH, drop_remainder=False))
     epoch1, epoch2 = batches(ds), batches(ds)
     assert sum(len(y["next_sentence_labels"]) for _, y in epoch1) == train["examples"]
     assert not np.array_equal(epoch1[0][0]["token_ids"], epoch2[0][0]["token_ids"])
-    held = pretraining_dataset(str(tmp_path / "pairs"), str(tmp_path / "vocab"), seq_length=SEQ,
-                               batch_size=BATCH, max_predictions=P, split="heldout")
+    held = pretraining_dataset(str(tmp_path / "pairs"), str(tmp_path / "vocab"),
+                               PairOptions(SEQ), MaskingOptions(P), BatchOptions(BATCH),
+                               split="heldout")
     assert sum(len(y["next_sentence_labels"]) for _, y in batches(held)) == \
         meta["splits"]["heldout"]["examples"]

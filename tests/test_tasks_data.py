@@ -1,4 +1,5 @@
-"""kbert.tasks.data: loading labelled data from every source, label maps, splits, tf.data."""
+"""kbert.tasks labels / readers / datasets: loading labelled data from every source, label maps,
+splits, tf.data."""
 
 import json
 import warnings
@@ -6,9 +7,9 @@ import warnings
 import numpy as np
 import pytest
 
-from kbert.tasks.data import (DataError, LabelledData, LabelMap, TruncationWarning,
-                              UnknownLabelError, load_labelled, stratified_split, text_dataset,
-                              truncation_report)
+from kbert.tasks import (DataError, LabelledData, LabelMap, TruncationWarning,
+                         UnknownLabelError, load_labelled, stratified_split, text_dataset)
+from kbert.tasks.datasets import truncation_report
 
 ROWS = [("good film", "pos"), ("bad film", "neg"), ("great movie", "pos"), ("dull", "neg")]
 

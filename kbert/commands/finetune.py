@@ -111,7 +111,7 @@ def resolve_options(args) -> dict:
 
 
 def _load(path: str, options: dict):
-    from kbert.tasks.data import load_labelled
+    from kbert.tasks import load_labelled
 
     return load_labelled(path, text_column=options["text_column"],
                          text_pair_column=options["text_pair_column"],
@@ -180,8 +180,7 @@ def _run(options: dict, args, job) -> int:
     import keras
 
     from kbert.outputs import fit_verbosity
-    from kbert.tasks import BertClassifier, stratified_split
-    from kbert.tasks.data import LabelMap
+    from kbert.tasks import BertClassifier, LabelMap, stratified_split
     from kbert.tasks.plots import save_plots
 
     keras.utils.set_random_seed(options["seed"])

@@ -4,6 +4,8 @@
     kbert pretrain --config my_run.json --steps 20000 --preset mini
     kbert pretrain --corpus books/ --output-dir runs/books --seq-length 128 --max-predictions 20
     kbert pretrain --strategy multiworker ...      # on every host, with its TF_CONFIG set
+    kbert pretrain --init-from runs/minilm --corpus my_texts/ --steps 400 --learning-rate 5e-5
+                                                    # continued pre-training of a checkpoint
 
 Flags override the JSON config file, which overrides the defaults (`PretrainConfig`).
 Re-running the same command after an interruption resumes where the last epoch ended. A new
@@ -36,6 +38,8 @@ FLAGS = {
     "--eval-drawings": ("eval_drawings", int, "held-out pairs and masks drawn this many times "
                         "(default 3)"),
     "--examples": ("examples", int, "fill-in-the-blank examples printed at the end"),
+    "--init-from": ("init_from", str, "continue pre-training from this model (any source "
+                    "kbert.load reads), with its vocabulary, casing and size"),
     "--strategy": ("strategy", str, "mirrored (all local GPUs), multiworker (TF_CONFIG on each "
                    "host) or tpu; --batch-size is then the global batch (docs/distributed.md)"),
 }
@@ -80,6 +84,14 @@ def config_from_args(args):
         values["warmup"] = int(args.warmup)
     if args.quiet:
         values["verbose"] = 2
+    if values.get("init_from") is not None:
+        from kbert.training.pretrain import INIT_CONFLICTS
+
+        given = [flag for name, flag in INIT_CONFLICTS.items() if getattr(args, name) is not None]
+        if given:
+            raise ValueError(f"{given[0]} conflicts with --init-from: a continued run takes its "
+                             f"vocabulary and model configuration (dropout too) from the "
+                             f"checkpoint; drop {given[0]}")
     return PretrainConfig.from_dict(values)
 
 

@@ -3,15 +3,15 @@
     corpus.py        Document, iter_documents, document_dataset, detect_format, is_heldout
     segmentation.py  split_sentences, join_lines, heading rules (pure Python)
     pairs.py         NSP pairs as a tf.data transformation (nsp_pairs, PairOptions)
-    masking.py       MlmMasker: MLM masking with unigram replacement, whole-word option
-    pipeline.py      pretraining_dataset (the trainer's entry point), pair_dataset
+    masking.py       MlmMasker, MaskingOptions: MLM masking with unigram replacement, whole-word option
+    pipeline.py      pretraining_dataset (the trainer's entry point), BatchOptions, pair_dataset
     tfrecords.py     NSP pairs as sharded TFRecords (`kbert prepare`), read_pairs
 
 Names resolve lazily, so `import kbert.data` does not import TensorFlow.
 
 Example:
     >>> from kbert.data import pretraining_dataset                          # doctest: +SKIP
-    >>> ds = pretraining_dataset("austen", "runs/vocab", batch_size=32)     # doctest: +SKIP
+    >>> ds = pretraining_dataset("austen", "runs/vocab")                     # doctest: +SKIP
     >>> features, labels = next(iter(ds))                                   # doctest: +SKIP
 """
 
@@ -28,7 +28,10 @@ _EXPORTS = {
     "split_sentences": "kbert.data.segmentation",
     "PairOptions": "kbert.data.pairs",
     "nsp_pairs": "kbert.data.pairs",
+    "CorpusOptions": "kbert.data.corpus",
     "MlmMasker": "kbert.data.masking",
+    "MaskingOptions": "kbert.data.masking",
+    "BatchOptions": "kbert.data.pipeline",
     "MaskingError": "kbert.data.masking",
     "pretraining_dataset": "kbert.data.pipeline",
     "pair_dataset": "kbert.data.pipeline",

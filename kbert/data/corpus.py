@@ -66,6 +66,16 @@ class Document:
     sentences: tuple[str, ...]
 
 
+@dataclasses.dataclass(frozen=True)
+class CorpusOptions:
+    """How a corpus is read (see `iter_documents`): its format, UTF-8 error handling, and the
+    share of documents kept for the held-out split."""
+
+    format: str = "auto"
+    errors: str = "strict"
+    heldout_fraction: float = DEFAULT_HELDOUT_FRACTION
+
+
 def is_heldout(doc_id: str, heldout_fraction: float = DEFAULT_HELDOUT_FRACTION) -> bool:
     """Whether the document with this id belongs to the held-out split (see module doc)."""
     digest = hashlib.sha1(doc_id.encode("utf-8")).digest()

@@ -25,6 +25,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
@@ -36,6 +38,22 @@ REPLACEMENTS = ("unigram", "uniform")
 
 class MaskingError(KbertError, ValueError):
     """Masking options or a vocabulary that cannot produce MLM examples."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskingOptions:
+    """The options of `MlmMasker` without the vocabulary (see its docstring), so that a caller
+    can choose the masking before the vocabulary is loaded: `options.masker(vocab)`."""
+
+    max_predictions: int = 20
+    masked_lm_prob: float = 0.15
+    mask_token_rate: float = 0.8
+    random_token_rate: float = 0.1
+    replacement: str = "unigram"
+    whole_word: bool = False
+
+    def masker(self, vocab) -> "MlmMasker":
+        return MlmMasker(vocab, **dataclasses.asdict(self))
 
 
 def replacement_distribution(vocab, replacement: str = "unigram") -> np.ndarray:

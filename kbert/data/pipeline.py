@@ -4,7 +4,8 @@
       -> NSP pairs (pairs.py; NotNext B from another document of a window of 16)
       -> shuffle examples -> batch -> MLM masking (masking.py, one stateless seed per batch)
 
-`pretraining_dataset` is the one entry point of the trainer; `pair_dataset` stops before masking
+`pretraining_dataset(corpus, tokenizer, PairOptions, MaskingOptions, BatchOptions)` is the one
+entry point of the trainer; `pair_dataset` stops before masking
 (what `kbert prepare` writes to TFRecords); `masked_batches` masks batches of pairs from either.
 
 Randomness and epochs: every random choice comes from `seed` and TensorFlow's global seed (tf.data's
@@ -18,13 +19,15 @@ exactly the same batches.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import tensorflow as tf
 
 from kbert.corpora import CorpusError
 from kbert.data import corpus as corpus_lib
-from kbert.data.masking import MlmMasker
+from kbert.data.corpus import CorpusOptions
+from kbert.data.masking import MaskingOptions, MlmMasker
 from kbert.data.pairs import PairOptions, nsp_pairs
 from kbert.tokenization.tokenizer import resolve_tokenizer  # also imported from here (bench)
 
@@ -127,16 +130,47 @@ def masked_batches(pairs: tf.data.Dataset, masker: MlmMasker, batch_size: int, *
     return tf.data.Dataset.zip(batches, seeds).map(mask, num_parallel_calls=num_parallel_calls)
 
 
-def pretraining_dataset(corpus="austen", tokenizer_or_vocab=None, seq_length: int = 128,
-                        batch_size: int = 32, max_predictions: int = 20,
-                        masked_lm_prob: float = 0.15, seed: int = 12345, split: str = "train",
-                        whole_word: bool = False, dynamic: bool | None = None, *,
-                        short_seq_prob: float = 0.1, mask_token_rate: float = 0.8,
-                        random_token_rate: float = 0.1, replacement: str = "unigram",
-                        heldout_fraction: float = 0.05, format: str = "auto",
-                        errors: str = "strict", shuffle: bool | None = None,
-                        example_shuffle_buffer: int = 2048, drop_remainder: bool | None = None,
-                        repeat: bool = False, debug: bool = False) -> tf.data.Dataset:
+@dataclasses.dataclass(frozen=True)
+class BatchOptions:
+    """How pairs become batches: size, randomness over epochs, order, repetition.
+
+    Attributes:
+        batch_size: sequences per batch.
+        dynamic: new pairs and masks at every iteration (epoch); None: True for training,
+            False for "heldout" (a fixed evaluation set).
+        shuffle: shuffle documents and examples; None: True except for "heldout".
+        example_shuffle_buffer: examples in the shuffle buffer after pairing.
+        drop_remainder: drop a last partial batch (static shapes); None: True except for
+            "heldout", whose every example counts.
+        repeat: repeat forever (then pass steps_per_epoch to fit).
+    """
+
+    batch_size: int = 32
+    dynamic: bool | None = None
+    shuffle: bool | None = None
+    example_shuffle_buffer: int = 2048
+    drop_remainder: bool | None = None
+    repeat: bool = False
+
+    def __post_init__(self):
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \
+                or self.batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+
+    def resolved(self, split: str) -> "BatchOptions":
+        """The None defaults made concrete for `split`."""
+        heldout = split == "heldout"
+        pick = lambda value: not heldout if value is None else bool(value)  # noqa: E731
+        return dataclasses.replace(self, dynamic=pick(self.dynamic), shuffle=pick(self.shuffle),
+                                   drop_remainder=pick(self.drop_remainder))
+
+
+def pretraining_dataset(corpus="austen", tokenizer_or_vocab=None,
+                        pairs: PairOptions | None = None,
+                        masking: MaskingOptions | MlmMasker | None = None,
+                        batching: BatchOptions | None = None, *,
+                        reading: CorpusOptions | None = None, split: str = "train",
+                        seed: int = 12345, debug: bool = False) -> tf.data.Dataset:
     """The MLM + NSP training (or held-out evaluation) data, ready for `model.fit`.
 
     Args:
@@ -145,18 +179,15 @@ def pretraining_dataset(corpus="austen", tokenizer_or_vocab=None, seq_length: in
             the masking is dynamic).
         tokenizer_or_vocab: a BertTokenizer, a Vocabulary, or a vocabulary path; "unigram"
             replacement needs its vocab_counts.txt.
-        seq_length: S, packed length; max_predictions: P, MLM slots per sequence.
-        masked_lm_prob, mask_token_rate, random_token_rate, replacement, whole_word: the
-            masking (see `kbert.data.masking`); short_seq_prob: the NSP pairs (see pairs.py).
-        seed: every random choice derives from it; the same call gives the same data.
+        pairs: `PairOptions` (seq_length S, short_seq_prob; the special ids are the
+            tokenizer's); default PairOptions().
+        masking: `MaskingOptions` (max_predictions P, masked_lm_prob, rates, replacement,
+            whole_word; see `kbert.data.masking`) or a ready `MlmMasker`.
+        batching: `BatchOptions` (batch_size, dynamic, shuffle, drop_remainder, repeat).
+        reading: `kbert.data.corpus.CorpusOptions` (format, errors, heldout_fraction).
         split: "train", "heldout" (documents chosen by `kbert.data.corpus.is_heldout` with
             `heldout_fraction`) or "all".
-        dynamic: new pairs and masks at every iteration (epoch); default True for training,
-            False for "heldout" (a fixed evaluation set).
-        shuffle: shuffle documents and examples; default True except for "heldout".
-        drop_remainder: drop a last partial batch (static shapes); default True except for
-            "heldout", whose every example counts.
-        repeat: repeat forever (then pass steps_per_epoch to fit).
+        seed: every random choice derives from it; the same call gives the same data.
         debug: yield one flat dict per batch instead of (features, labels), with provenance
             (a_doc, b_doc, sentence ranges), original_token_ids and masked_actions.
 
@@ -170,7 +201,8 @@ def pretraining_dataset(corpus="austen", tokenizer_or_vocab=None, seq_length: in
         labels (not as Keras sample_weight) because the MLM loss is a per-slot weighted mean.
 
     Example:
-        >>> ds = pretraining_dataset("austen", "runs/vocab", batch_size=32)    # doctest: +SKIP
+        >>> ds = pretraining_dataset("austen", "runs/vocab", batching=BatchOptions(32))
+        ... # doctest: +SKIP
         >>> model.fit(ds, epochs=3, validation_data=pretraining_dataset(
         ...     "austen", "runs/vocab", split="heldout"))                     # doctest: +SKIP
     """
@@ -179,39 +211,39 @@ def pretraining_dataset(corpus="austen", tokenizer_or_vocab=None, seq_length: in
     if tokenizer_or_vocab is None:
         raise ValueError("pretraining_dataset needs tokenizer_or_vocab (a BertTokenizer, a "
                          "Vocabulary or a vocabulary directory)")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    if not isinstance(max_predictions, int) or not 1 <= max_predictions <= seq_length:
-        raise ValueError(f"max_predictions must be an integer in [1, seq_length={seq_length}], "
-                         f"got {max_predictions!r}")
-    heldout = split == "heldout"
-    dynamic = not heldout if dynamic is None else bool(dynamic)
-    shuffle = not heldout if shuffle is None else bool(shuffle)
-    drop_remainder = not heldout if drop_remainder is None else bool(drop_remainder)
+    pairs = pairs or PairOptions()
+    batching = (batching or BatchOptions()).resolved(split)
+    reading = reading or CorpusOptions()
     tokenizer = resolve_tokenizer(tokenizer_or_vocab)
-    masker = MlmMasker(tokenizer.vocab, max_predictions=max_predictions,
-                       masked_lm_prob=masked_lm_prob, mask_token_rate=mask_token_rate,
-                       random_token_rate=random_token_rate, replacement=replacement,
-                       whole_word=whole_word)
+    masker = masking if isinstance(masking, MlmMasker) else \
+        (masking or MaskingOptions()).masker(tokenizer.vocab)
+    seq_length = pairs.seq_length
+    if not 1 <= masker.max_predictions <= seq_length:
+        raise ValueError(f"max_predictions must be an integer in [1, seq_length={seq_length}], "
+                         f"got {masker.max_predictions!r}")
 
     if tfrecords.is_pair_directory(corpus):
-        pairs = tfrecords.read_pairs(
+        examples = tfrecords.read_pairs(
             corpus, split, seq_length=seq_length, vocab_size=tokenizer.vocab_size,
-            vocab_tokens=tokenizer.vocab.tokens, dynamic=dynamic,
-            shuffle_seed=_sub_seed(seed, "documents") if shuffle else None)
+            vocab_tokens=tokenizer.vocab.tokens, dynamic=batching.dynamic,
+            shuffle_seed=_sub_seed(seed, "documents") if batching.shuffle else None)
     else:
-        pairs = pair_dataset(corpus, tokenizer, seq_length, seed=seed, split=split,
-                             dynamic=dynamic, shuffle=shuffle, short_seq_prob=short_seq_prob,
-                             heldout_fraction=heldout_fraction, format=format, errors=errors,
-                             with_provenance=debug)
-    if shuffle:
-        pairs = pairs.shuffle(example_shuffle_buffer, seed=_sub_seed(seed, "examples"),
-                              reshuffle_each_iteration=dynamic)
-    data = masked_batches(pairs, masker, batch_size, seed=seed, dynamic=dynamic,
-                          drop_remainder=drop_remainder, debug=debug)
+        examples = pair_dataset(corpus, tokenizer, seq_length, seed=seed, split=split,
+                                dynamic=batching.dynamic, shuffle=batching.shuffle,
+                                short_seq_prob=pairs.short_seq_prob,
+                                heldout_fraction=reading.heldout_fraction,
+                                format=reading.format, errors=reading.errors,
+                                with_provenance=debug)
+    if batching.shuffle:
+        examples = examples.shuffle(batching.example_shuffle_buffer,
+                                    seed=_sub_seed(seed, "examples"),
+                                    reshuffle_each_iteration=batching.dynamic)
+    data = masked_batches(examples, masker, batching.batch_size, seed=seed,
+                          dynamic=batching.dynamic, drop_remainder=batching.drop_remainder,
+                          debug=debug)
     if not debug:
         data = data.map(lambda b: ({k: b[k] for k in FEATURE_NAMES},
                                    {k: b[k] for k in LABEL_NAMES}))
-    if repeat:  # after masking: each repetition is a new iteration of the whole pipeline
+    if batching.repeat:  # after masking: each repetition is a new iteration of the pipeline
         data = data.repeat()
     return data.prefetch(tf.data.AUTOTUNE)

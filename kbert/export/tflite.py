@@ -242,8 +242,29 @@ def export_tflite(model, path: str | os.PathLike, *, tokenizer=None, inputs: str
     its own on the ids form's shapes (different shapes, S = 0 or S > max positions fail deep
     inside, "XNNPack delegate failed to reshape"): `TFLiteEncoder.run` refuses them first.
     """
-    import tensorflow as tf
+    _check_arguments(model, inputs, quantization, pairs)
+    tokenizer = model_tokenizer(
+        model, tokenizer, "export_tflite needs the model's tokenizer: the file records its "
+        "special ids and casing, for the ids form too")
+    max_length = resolve_max_length(model, tokenizer, max_length)
+    functions = _TFLiteFunctions(model, tokenizer, max_length, pad_to_max_length)
+    name = signature_name(model, inputs, pairs)
+    calibration = (lambda: representative_texts or default_calibration_texts(num_calibration))
+    flatbuffer = _convert(functions, name, inputs, pairs, quantization, calibration)
 
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(flatbuffer)
+    metadata = _metadata(model, tokenizer, name, inputs, pairs, quantization, max_length)
+    _write_metadata(path, metadata)
+    if validate:
+        texts = (representative_texts or default_calibration_texts(16))[:16]
+        _validate_and_warn(path, metadata, model, tokenizer, texts, pairs)
+    return path
+
+
+def _check_arguments(model, inputs: str, quantization: str, pairs: bool) -> None:
     if inputs not in FORMS:
         raise ExportError(f"inputs must be one of {FORMS}, got {inputs!r}")
     if quantization not in QUANTIZATIONS:
@@ -253,43 +274,25 @@ def export_tflite(model, path: str | os.PathLike, *, tokenizer=None, inputs: str
                           f"{type(model).__name__} (export_saved_model serves every head)")
     if pairs and inputs != "text":
         raise ExportError("pairs=True is for the text form; the ids form takes packed pairs")
-    tokenizer = model_tokenizer(
-        model, tokenizer, "export_tflite needs the model's tokenizer: the file records its "
-        "special ids and casing, for the ids form too")
-    max_length = resolve_max_length(model, tokenizer, max_length)
-    functions = _TFLiteFunctions(model, tokenizer, max_length, pad_to_max_length)
+
+
+def _convert(functions: _TFLiteFunctions, name: str, inputs: str, pairs: bool,
+             quantization: str, calibration) -> bytes:
+    """Trace the signature, save it as a temporary SavedModel, convert it to a flatbuffer."""
+    import tensorflow as tf
+
     function = functions.ids_function() if inputs == "ids" else functions.text_function(pairs)
-    name = signature_name(model, inputs, pairs)
     concrete = function.get_concrete_function()
     root = functions.trackable_root([concrete])
     if functions.fast is not None:
         root.fast_tokenizer = functions.fast
-
     workdir = tempfile.mkdtemp(prefix="kbert-tflite-")
     try:
         tf.saved_model.save(root, workdir, signatures={name: concrete})
         converter = tf.lite.TFLiteConverter.from_saved_model(workdir, signature_keys=[name])
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if inputs == "text":
-            converter.allow_custom_ops = True
-        if quantization == "float16":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_types = [tf.float16]
-        elif quantization == "dynamic_int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        elif quantization == "int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            texts = representative_texts or default_calibration_texts(num_calibration)
-            converter.representative_dataset = _representative_dataset(
-                functions, inputs, texts, pairs)
-            if inputs == "text":
-                # The calibrator runs the float model, tf-text custom ops included.
-                from tensorflow_text import tflite_registrar
-
-                converter.target_spec._experimental_custom_op_registerers = list(
-                    tflite_registrar.SELECT_TFTEXT_OPS)
+        _configure_converter(converter, functions, inputs, pairs, quantization, calibration)
         try:
-            flatbuffer = converter.convert()
+            return converter.convert()
         except Exception as e:  # the converter raises ConverterError with MLIR dumps
             message = str(e)
             ops = sorted(set(line.strip() for line in message.splitlines()
@@ -299,10 +302,34 @@ def export_tflite(model, path: str | os.PathLike, *, tokenizer=None, inputs: str
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(flatbuffer)
+
+def _configure_converter(converter, functions: _TFLiteFunctions, inputs: str, pairs: bool,
+                         quantization: str, calibration) -> None:
+    """Builtin ops (+ tf-text custom ops for the text form) and the quantization settings."""
+    import tensorflow as tf
+
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if inputs == "text":
+        converter.allow_custom_ops = True
+    if quantization == "float32":
+        return
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization == "int8":
+        converter.representative_dataset = _representative_dataset(
+            functions, inputs, calibration(), pairs)
+        if inputs == "text":
+            # The calibrator runs the float model, tf-text custom ops included.
+            from tensorflow_text import tflite_registrar
+
+            converter.target_spec._experimental_custom_op_registerers = list(
+                tflite_registrar.SELECT_TFTEXT_OPS)
+
+
+def _metadata(model, tokenizer, name: str, inputs: str, pairs: bool, quantization: str,
+              max_length: int) -> dict:
+    """The sidecar `<path>.json` that `TFLiteEncoder` reads."""
     encoder, classifier = split_model(model)
     metadata = {
         "format": "kbert-tflite/1",
@@ -322,19 +349,22 @@ def export_tflite(model, path: str | os.PathLike, *, tokenizer=None, inputs: str
     if classifier is not None:
         metadata["problem_type"] = classifier.problem_type
         metadata["labels"] = [str(c) for c in classifier.class_labels]
+    return metadata
+
+
+def _validate_and_warn(path: str, metadata: dict, model, tokenizer, texts: list[str],
+                       pairs: bool) -> None:
+    """Record the file's agreement with the Keras model in the sidecar; warn when poor."""
+    metadata["validation"] = _validate(path, model, tokenizer, metadata["max_length"], texts,
+                                       pairs)
     _write_metadata(path, metadata)
-    if validate:
-        texts = (representative_texts or default_calibration_texts(16))[:16]
-        metadata["validation"] = _validate(path, model, tokenizer, max_length, texts, pairs)
-        _write_metadata(path, metadata)
-        worst = metadata["validation"].get("token_cosine_min")
-        if worst is not None and worst < 0.99:
-            warnings.warn(
-                f"{path}: token cosine to the Keras model is only {worst:.3f} on "
-                f"{len(texts)} calibration texts ({quantization}); static int8 activations "
-                f"lose too much for this model: use quantization='dynamic_int8'",
-                QuantizationWarning, stacklevel=2)
-    return path
+    worst = metadata["validation"].get("token_cosine_min")
+    if worst is not None and worst < 0.99:
+        warnings.warn(
+            f"{path}: token cosine to the Keras model is only {worst:.3f} on "
+            f"{len(texts)} calibration texts ({metadata['quantization']}); static int8 "
+            f"activations lose too much for this model: use quantization='dynamic_int8'",
+            QuantizationWarning, stacklevel=3)
 
 
 class QuantizationWarning(KbertWarning):

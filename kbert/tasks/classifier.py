@@ -21,8 +21,8 @@ from keras import ops
 
 from kbert.tasks.base import (TaskModel, as_text_list, head_dropout_rate, head_layers,
                               is_string_dataset, is_text_list)
-from kbert.tasks.data import (DataError, LabelledData, LabelMap, check_texts, text_dataset,
-                              trim_padding, truncation_report)
+from kbert.tasks.datasets import text_dataset, trim_padding, truncation_report
+from kbert.tasks.labels import DataError, LabelledData, LabelMap, check_texts
 from kbert.tasks.recipe import Recipe, finetuning_recipe
 
 PROBLEM_TYPES = ("single_label", "multi_label", "regression")

@@ -17,7 +17,8 @@ import numpy as np
 from keras import ops
 
 from kbert.tasks.base import TaskModel, as_text_list, head_layers, is_text_list
-from kbert.tasks.data import DataError, check_texts, truncation_report
+from kbert.tasks.datasets import truncation_report
+from kbert.tasks.labels import DataError, check_texts
 
 
 @keras.saving.register_keras_serializable(package="kbert")

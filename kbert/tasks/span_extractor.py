@@ -28,7 +28,7 @@ from keras import ops
 
 from kbert.tasks.alignment import tokenize_with_char_offsets
 from kbert.tasks.base import TaskModel, as_text_list, head_layers, is_text_list
-from kbert.tasks.data import DataError, check_texts
+from kbert.tasks.labels import DataError, check_texts
 
 NEG = -1e4  # logit of padding: exp(NEG) is 0 in float32 and it cannot overflow
 MAX_QUESTION_LENGTH = 64  # question pieces kept (the reference's max_query_length)

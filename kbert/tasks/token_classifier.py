@@ -26,7 +26,8 @@ import numpy as np
 
 from kbert.tasks.alignment import group_words, tokenize_with_char_offsets, word_char_spans
 from kbert.tasks.base import TaskModel, as_text_list, head_layers, is_text_list
-from kbert.tasks.data import DataError, LabelMap, TruncationWarning, check_texts
+from kbert.errors import TruncationWarning
+from kbert.tasks.labels import DataError, LabelMap, check_texts
 
 
 def _pack(tokenizer, segments, max_length: int) -> dict:

@@ -2,8 +2,8 @@
 
     optimizer.py   create_optimizer (AdamW, no decay on LayerNorm/biases), WarmupLinearDecay
     callbacks.py   StopOnDivergence, AtomicCheckpoint, ResumableBackup, TrainingDiverged
-    pretrain.py    PretrainConfig, pretrain() -- what `kbert pretrain` runs (import the function
-                   as `from kbert.training.pretrain import pretrain`)
+    pretrain.py    PretrainConfig, pretrain() -- what `kbert pretrain` runs;
+                   continue_pretraining() -- the same from a checkpoint's weights
     distribute.py  DistributedJob, create_strategy: tf.distribute / keras.distribution for the
                    jobs (`--strategy`; docs/distributed.md)
 
@@ -23,6 +23,8 @@ _EXPORTS = {
     "ResumableBackup": "kbert.training.callbacks",
     "TrainingDiverged": "kbert.training.callbacks",
     "PretrainConfig": "kbert.training.pretrain",
+    "pretrain": "kbert.training.pretrain",
+    "continue_pretraining": "kbert.training.pretrain",
     "DistributedJob": "kbert.training.distribute",
     "create_strategy": "kbert.training.distribute",
 }

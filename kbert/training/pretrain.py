@@ -1,5 +1,9 @@
 """The pre-training job behind `kbert pretrain`: vocabulary, data, model, fit, evaluation, saving.
 
+Continued pre-training (`init_from`, `kbert pretrain --init-from SOURCE`, or
+`continue_pretraining`) starts from a checkpoint's encoder (and its MLM / NSP heads when it has
+them) with its vocabulary and casing instead of a new model and vocabulary.
+
 Example:
     >>> from kbert.training.pretrain import PretrainConfig, pretrain
     >>> result = pretrain(PretrainConfig(output_dir="runs/pretrain"))  # doctest: +SKIP
@@ -7,7 +11,9 @@ Example:
     True
 
 Files written in `output_dir`:
-    vocab.txt, vocab_counts.txt   the vocabulary (trained here unless one is given or present)
+    vocab.txt, vocab_counts.txt   the vocabulary (trained here unless one is given or present;
+                                  with init_from the checkpoint's, without counts)
+    tokenizer_config.json         do_lower_case of a run initialised from a checkpoint
     model_config.json             the BertConfig
     encoder.keras                 the encoder alone, for fine-tuning (with vocab.txt)
     pretrainer.keras              encoder + MLM/NSP heads, without optimizer state
@@ -73,6 +79,11 @@ class PretrainConfig:
                                         # one plain line per epoch when piped (2); 0 = silent
     strategy: str | None = None         # None, "mirrored", "multiworker", "tpu": see
                                         # kbert/training/distribute.py; batch_size is global
+    init_from: str | None = None        # continued pre-training: any source `kbert.load` reads;
+                                        # its vocabulary, casing and BertConfig (dropout too)
+                                        # are used, so vocab / vocab_size / preset / model must
+                                        # stay unset (INIT_CONFLICTS); its MLM / NSP heads when
+                                        # it has them, else fresh ones
 
     @classmethod
     def from_dict(cls, values: dict) -> "PretrainConfig":
@@ -102,6 +113,14 @@ class PretrainConfig:
             raise ValueError(f"masked_lm_prob must be in (0, 1), got {self.masked_lm_prob!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if self.init_from is not None:
+            defaults = PretrainConfig()
+            for name, flag in INIT_CONFLICTS.items():
+                if getattr(self, name) != getattr(defaults, name):
+                    raise ValueError(
+                        f"{flag} {getattr(self, name)!r} conflicts with init_from "
+                        f"{self.init_from!r}: a continued run takes its vocabulary and model "
+                        f"configuration from the checkpoint; drop {flag}")
 
     @property
     def epochs(self) -> int:
@@ -113,9 +132,15 @@ class PretrainConfig:
         return self.epochs * self.steps_per_epoch
 
 
+# PretrainConfig fields that a run initialised from a checkpoint takes from it (-> the flag).
+INIT_CONFLICTS = {"vocab": "--vocab", "vocab_size": "--vocab-size", "preset": "--preset",
+                  "model": "--model-config", "dropout": "--dropout"}
+
+
 # Everything a run writes in output_dir (see the module docstring), and the keys of its summary
 # config that do not change what the run computes.
-RUN_FILES = frozenset({"vocab.txt", "vocab_counts.txt", "model_config.json", "encoder.keras",
+RUN_FILES = frozenset({"vocab.txt", "vocab_counts.txt", "tokenizer_config.json",
+                       "model_config.json", "encoder.keras",
                        "pretrainer.keras", "tmp-encoder.keras", "tmp-pretrainer.keras",
                        "checkpoints", "backup", "logs", "history.csv", SUMMARY_FILE})
 _PRESENTATION_KEYS = ("output_dir", "verbose")
@@ -210,15 +235,23 @@ def build_datasets(config: PretrainConfig, tokenizer, resume_epoch: int = 0):
     A run resumed at epoch e draws its stream with seed + e instead of replaying the batches
     of epochs 0..e-1 (skipping them would cost as much input processing as making them).
     """
-    from kbert.data.pipeline import pretraining_dataset
+    from kbert.data.masking import MaskingOptions
+    from kbert.data.pairs import PairOptions
+    from kbert.data.pipeline import BatchOptions, pretraining_dataset
 
-    common = dict(seq_length=config.seq_length, batch_size=config.batch_size,
-                  max_predictions=config.max_predictions, masked_lm_prob=config.masked_lm_prob,
-                  whole_word=config.whole_word_masking)
-    train = pretraining_dataset(config.corpus, tokenizer, seed=config.seed + resume_epoch,
-                                split="train", repeat=True, **common)
-    heldout = [pretraining_dataset(config.corpus, tokenizer, seed=config.seed + k,
-                                   split="heldout", **common)
+    pairs = PairOptions(config.seq_length)
+    # A checkpoint's vocabulary has no corpus counts: random replacements are then drawn
+    # uniformly, as in the reference BERT.
+    masking = MaskingOptions(config.max_predictions, config.masked_lm_prob,
+                             whole_word=config.whole_word_masking,
+                             replacement="unigram" if tokenizer.vocab.counts is not None
+                             else "uniform")
+    train = pretraining_dataset(config.corpus, tokenizer, pairs, masking,
+                                BatchOptions(config.batch_size, repeat=True),
+                                split="train", seed=config.seed + resume_epoch)
+    heldout = [pretraining_dataset(config.corpus, tokenizer, pairs, masking,
+                                   BatchOptions(config.batch_size), split="heldout",
+                                   seed=config.seed + k)
                for k in range(config.eval_drawings)]
     return train, heldout
 
@@ -326,99 +359,245 @@ def pretrain(config: PretrainConfig | dict | None = None, log=print) -> dict:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
+@dataclasses.dataclass
+class _Run:
+    """What the steps of one job hand each other."""
+
+    out: str                    # where this worker writes (output_dir on the chief)
+    vocab: Any
+    tokenizer: Any
+    bert_config: Any
+    precision: str
+    backup_dir: str
+    source: Any = None          # the `kbert.Loaded` checkpoint of a continued run
+    model: Any = None
+    train_ds: Any = None
+    heldout_ds: Any = None
+    init: dict | None = None    # where the weights came from (summary.json)
+    seconds: dict = dataclasses.field(default_factory=dict)
+
+
 def _pretrain(config: PretrainConfig, log, job) -> dict:
+    started = time.perf_counter()
+    run = set_up_run(config, job, log)
+    run.seconds["vocab_and_setup"] = time.perf_counter() - started
+    history, backup = fit_run(run, config, job, log)
+    heldout, examples = evaluate_run(run, config)
+    save_models(run.model, run.out)
+    run.seconds["total"] = time.perf_counter() - started
+    return write_summary(run, config, job, history, backup, heldout, examples)
+
+
+def set_up_run(config: PretrainConfig, job, log=print) -> _Run:
+    """Output directory, seed, precision, vocabulary and BertConfig (trained and built, or the
+    checkpoint's), datasets, compiled model."""
     import keras
 
-    from kbert.models.pretrainer import BertPretrainer
-    from kbert.outputs import fit_verbosity
-    from kbert.tokenization.tokenizer import BertTokenizer
-    from kbert.training.callbacks import (AtomicCheckpoint, StopOnDivergence, TrainingDiverged,
-                                          write_json_atomic)
-    from kbert.training.optimizer import create_optimizer, set_precision
+    from kbert.training.optimizer import set_precision
     from kbert.training.preflight import check_output_dir
 
-    started = time.perf_counter()
-    out = config.output_dir
-    check_output_dir(out)  # creatable and writable: a clear error now, before any work
-    os.makedirs(out, exist_ok=True)
+    check_output_dir(config.output_dir)  # creatable and writable: a clear error now
+    os.makedirs(config.output_dir, exist_ok=True)
     out = job.write_dir  # output_dir on the chief; another worker writes to a temp dir
     keras.utils.set_random_seed(config.seed)
+    precision = set_precision(config.mixed_precision)
+    backup_dir = os.path.join(config.output_dir, "backup")  # every worker restores the chief's
+    if config.init_from is None:
+        run = new_model_run(config, out, precision, backup_dir, log)
+    else:
+        run = continued_run(config, job, out, precision, backup_dir, log)
+    run.bert_config.to_json(os.path.join(out, "model_config.json"))
+    run.train_ds, run.heldout_ds = build_datasets(config, run.tokenizer,
+                                                  _resume_epoch(run.backup_dir))
+    run.train_ds = job.distribute_dataset(run.train_ds, config.corpus)
+    run.model = compiled_model(config, run, job, log)
+    describe_run(run, config, job, log)
+    return run
+
+
+def new_model_run(config: PretrainConfig, out: str, precision: str, backup_dir: str,
+                  log=print) -> _Run:
+    """A run from random weights: its vocabulary (trained or given) and BertConfig (preset)."""
+    from kbert.tokenization.tokenizer import BertTokenizer
 
     vocab = prepare_vocabulary(dataclasses.replace(config, output_dir=out), log)
-    bert_config = model_config(config, vocab.size)
-    bert_config.to_json(os.path.join(out, "model_config.json"))
-    tokenizer = BertTokenizer(vocab, max_length=config.seq_length)
-    precision = set_precision(config.mixed_precision)
-    vocab_seconds = time.perf_counter() - started
+    return _Run(out=out, vocab=vocab, tokenizer=BertTokenizer(vocab, max_length=config.seq_length),
+                bert_config=model_config(config, vocab.size), precision=precision,
+                backup_dir=backup_dir)
 
-    backup_dir = os.path.join(config.output_dir, "backup")  # every worker restores the chief's
-    resume_epoch = _resume_epoch(backup_dir)
-    train_ds, heldout_ds = build_datasets(config, tokenizer, resume_epoch)
-    train_ds = job.distribute_dataset(train_ds, config.corpus)
+
+def continued_run(config: PretrainConfig, job, out: str, precision: str, backup_dir: str,
+                  log=print) -> _Run:
+    """A run from `config.init_from`: the checkpoint's vocabulary (saved in `out` with its
+    casing in tokenizer_config.json), tokenizer and BertConfig; no vocabulary is trained."""
+    from kbert.loading import load
+    from kbert.tokenization.tokenizer import BertTokenizer
+
+    with job.scope():  # the checkpoint's variables belong to the job's strategy
+        source = load(config.init_from)
+    if source.tokenizer is None:
+        raise ValueError(f"init_from {config.init_from!r} has no vocab.txt beside it; continued "
+                         f"pre-training needs the checkpoint's own vocabulary")
+    bert_config = source.encoder.bert_config
+    if config.seq_length > bert_config.max_position_embeddings:
+        raise ValueError(f"seq_length {config.seq_length} exceeds the checkpoint's "
+                         f"max_position_embeddings {bert_config.max_position_embeddings}")
+    saved = os.path.join(config.output_dir, "model_config.json")
+    if os.path.isfile(saved) and os.path.isdir(backup_dir):
+        from kbert.config import BertConfig
+
+        if BertConfig.from_json(saved) != bert_config:
+            raise ValueError(f"{config.output_dir} holds an unfinished run of a different model; "
+                             f"use another output_dir or delete its backup/ folder")
+    vocab = source.tokenizer.vocab
+    vocab.save(out)
+    lower_case = bool(source.tokenizer.lower_case)
+    with open(os.path.join(out, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump({"do_lower_case": lower_case}, f, indent=2)
+        f.write("\n")
+    log(f"vocabulary: the checkpoint's {vocab.size} entries "
+        f"({'lower-cased' if lower_case else 'cased'}) from {config.init_from}")
+    return _Run(out=out, vocab=vocab, tokenizer=BertTokenizer(
+                    vocab, lower_case=lower_case, max_length=config.seq_length),
+                bert_config=bert_config, precision=precision, backup_dir=backup_dir,
+                source=source)
+
+
+def initial_pretrainer(source, log=print):
+    """The BertPretrainer a continued run starts from: `source.model` itself when it is one
+    (heads imported), else one around its encoder with fresh MLM and NSP heads.
+
+    Args: source, a `kbert.Loaded`. Returns (model, heads) with heads "imported" or "fresh".
+    """
+    from kbert.loading import encoder_of
+    from kbert.models.pretrainer import BertPretrainer
+
+    if isinstance(source.model, BertPretrainer):
+        return source.model, "imported"
+    log(f"fresh MLM head: {source.path} ({source.kind}) has no pre-training heads; the MLM "
+        f"transform and bias and the NSP head start from random weights")
+    return BertPretrainer(encoder_of(source.model)), "fresh"
+
+
+def compiled_model(config: PretrainConfig, run: _Run, job, log=print):
+    """The BertPretrainer (new, or from the checkpoint) with its AdamW schedule, compiled in
+    the job's scope."""
+    from kbert.models.pretrainer import BertPretrainer
+    from kbert.training.optimizer import create_optimizer
 
     with job.scope():
-        model = BertPretrainer.from_bert_config(bert_config)
+        if run.source is None:
+            model = BertPretrainer.from_bert_config(run.bert_config)
+        else:
+            model, heads = initial_pretrainer(run.source, log)
+            run.init = {"source": os.fspath(run.source.path), "kind": run.source.kind,
+                        "heads": heads}
         model.compile(
             optimizer=create_optimizer(config.learning_rate, config.total_steps, config.warmup,
                                        weight_decay=config.weight_decay),
             jit_compile=job.jit_compile(config.jit_compile))
         job.prepare_optimizer(model.optimizer)
-    params = model.count_params()
-    log(f"model: {config.preset} {bert_config.num_layers} layers, hidden "
-        f"{bert_config.hidden_size}, {params / 1e6:.1f}M parameters, {precision}; "
-        f"{config.total_steps} steps of {config.batch_size} x {config.seq_length} tokens")
+    return model
+
+
+def describe_run(run: _Run, config: PretrainConfig, job, log=print) -> None:
+    bert_config = run.bert_config
+    origin = (config.preset if run.init is None
+              else f"from {run.init['source']} ({run.init['heads']} heads),")
+    log(f"model: {origin} {bert_config.num_layers} layers, hidden "
+        f"{bert_config.hidden_size}, {run.model.count_params() / 1e6:.1f}M parameters, "
+        f"{run.precision}; {config.total_steps} steps of {config.batch_size} x "
+        f"{config.seq_length} tokens")
     if job.distributed:
         log(f"distribution: {config.strategy}, {job.num_replicas} replicas on "
             f"{job.role.num_workers} worker(s), this is {job.role.label}"
             f"{' (chief)' if job.is_chief else ''}; global batch {config.batch_size} = "
             f"{config.batch_size / job.num_replicas:g} sequences per replica")
 
+
+def fit_run(run: _Run, config: PretrainConfig, job, log=print):
+    """Keras fit with checkpoints, resume backup, metric logs and the NaN stop; returns
+    (history, backup). Raises TrainingDiverged naming the last good checkpoint."""
+    from kbert.outputs import fit_verbosity
+    from kbert.training.callbacks import AtomicCheckpoint, StopOnDivergence, TrainingDiverged
+
     divergence = StopOnDivergence()
-    checkpoints = AtomicCheckpoint(os.path.join(out, "checkpoints"), config.checkpoint_every,
+    checkpoints = AtomicCheckpoint(os.path.join(run.out, "checkpoints"), config.checkpoint_every,
                                    config.keep_checkpoints)
     verbose = fit_verbosity() if config.verbose == "auto" else config.verbose
-    backup = job.backup(backup_dir, verbose=bool(verbose))
-    loggers = metric_loggers(out, config.steps_per_epoch, log)
+    backup = job.backup(run.backup_dir, verbose=bool(verbose))
+    loggers = metric_loggers(run.out, config.steps_per_epoch, log)
     fit_start = time.perf_counter()
-    history = model.fit(train_ds, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
-                        callbacks=[divergence, backup, checkpoints, *loggers],
-                        verbose=verbose)
-    fit_seconds = time.perf_counter() - fit_start
+    history = run.model.fit(run.train_ds, epochs=config.epochs,
+                            steps_per_epoch=config.steps_per_epoch,
+                            callbacks=[divergence, backup, checkpoints, *loggers],
+                            verbose=verbose)
+    run.seconds["fit"] = time.perf_counter() - fit_start
     if divergence.diverged_at_step is not None:
         latest = AtomicCheckpoint.latest(checkpoints.directory)
         raise TrainingDiverged(
             f"the loss became {divergence.loss} at step {divergence.diverged_at_step}; "
             f"training stopped. Last good checkpoint: {latest or 'none yet'}. Lower the "
             f"learning rate (now {config.learning_rate}) and re-run.")
+    return history, backup
 
+
+def evaluate_run(run: _Run, config: PretrainConfig):
+    """(held-out metrics, fill-mask examples) of the trained model."""
     eval_start = time.perf_counter()
-    heldout = evaluate_heldout(model, heldout_ds, config.eval_batches)
-    heldout["baseline_token"] = vocab.tokens[heldout["baseline_token_id"]]
-    examples = fill_mask_examples(model, tokenizer, config.corpus, config.examples, config.seed)
-    eval_seconds = time.perf_counter() - eval_start
+    heldout = evaluate_heldout(run.model, run.heldout_ds, config.eval_batches)
+    heldout["baseline_token"] = run.vocab.tokens[heldout["baseline_token_id"]]
+    examples = fill_mask_examples(run.model, run.tokenizer, config.corpus, config.examples,
+                                  config.seed)
+    run.seconds["eval"] = time.perf_counter() - eval_start
+    return heldout, examples
 
-    save_models(model, out)
-    final = {k: float(v[-1]) for k, v in history.history.items()}
+
+def write_summary(run: _Run, config: PretrainConfig, job, history, backup, heldout,
+                  examples) -> dict:
+    """summary.json (written atomically) and the same dict returned."""
+    import keras
+
+    from kbert.training.callbacks import write_json_atomic
+
+    out = run.out
     summary = {
         "config": dataclasses.asdict(config),
-        "model_config": bert_config.to_dict(),
-        "parameters": int(params),
-        "precision": precision,
+        "model_config": run.bert_config.to_dict(),
+        "parameters": int(run.model.count_params()),
+        "precision": run.precision,
+        "init": run.init,
         "distribution": job.describe(),
-        "steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+        "steps": int(keras.ops.convert_to_numpy(run.model.optimizer.iterations)),
         "resumed_from_step": backup.resumed_from_step,
-        "final_train_metrics": final,
+        "final_train_metrics": {k: float(v[-1]) for k, v in history.history.items()},
         "heldout": heldout,
         "examples": examples,
-        "seconds": {"vocab_and_setup": round(vocab_seconds, 1), "fit": round(fit_seconds, 1),
-                    "eval": round(eval_seconds, 1),
-                    "total": round(time.perf_counter() - started, 1)},
+        "seconds": {k: round(run.seconds[k], 1)
+                    for k in ("vocab_and_setup", "fit", "eval", "total")},
         "files": {"encoder": os.path.join(out, "encoder.keras"),
                   "pretrainer": os.path.join(out, "pretrainer.keras"),
                   "vocab": os.path.join(out, "vocab.txt")},
     }
     write_json_atomic(os.path.join(out, SUMMARY_FILE), summary)
     return summary
+
+
+def continue_pretraining(init_from, corpus, output_dir: str, log=print, **options) -> dict:
+    """Continued pre-training: MLM + NSP from `init_from`'s weights on `corpus`.
+
+    Args:
+        init_from: any source `kbert.load` reads (a kbert run or model directory, a
+            transformers or Google checkpoint); its vocabulary, casing and BertConfig are kept.
+        corpus: text files, directories or globs (see `kbert.data.corpus`); at least two
+            documents (blank lines or headings separate them: NotNext pairs need another one).
+        output_dir: the run directory, which `kbert.load` and `kbert finetune --model` read.
+        **options: other `PretrainConfig` fields (steps, learning_rate, seq_length, ...).
+    Returns the summary dict (summary.json), with "init": source, kind, heads imported/fresh.
+    """
+    config = PretrainConfig.from_dict({**options, "init_from": os.fspath(init_from),
+                                       "corpus": corpus, "output_dir": os.fspath(output_dir)})
+    return pretrain(config, log=log)
 
 
 def metric_loggers(out: str, every_steps: int, log=print) -> list:
