@@ -155,6 +155,18 @@ def classify_cases(model):
     return cases
 
 
+def windowed_cases(model):
+    """A classifier that reads long texts as windows: the exported classify pools the windows'
+    logits in the graph as `predict_texts` does in Python (LONG is 8 windows at length 16)."""
+    texts = TEXTS[:2] + TEXTS[3:]
+    predictions = model.predict_texts(texts)
+    logits = model._scores(texts)
+    assert len(model.tokenizer.encode([LONG])[0]) > 2 * (model.max_length - 2)
+    refs = {"logits": logits, "probabilities": predictions.probabilities,
+            "label": _bytes([str(label) for label in predictions.labels])}
+    return {("classify", "classify"): ({"text": _bytes(texts)}, refs)}
+
+
 def _warmup_cases(path):
     from tensorflow_serving.apis import prediction_log_pb2
 
@@ -185,6 +197,9 @@ def _heads():
                            pooling="mean")
     multi.set_label_map(LabelMap(["fun", "dull", "long"]))
     multi.logits.bias.assign([2.0, -2.0, 0.0])  # labels on both sides of 0.5
+    windowed = support.with_tokenizer(BertClassifier(support.encoder(6), num_classes=2), 16)
+    windowed.set_label_map(LabelMap(["neg", "pos"]))
+    windowed.set_windows(5)
     return {
         "tagger": (support.with_tokenizer(tagger, 16), tag_cases),
         "qa": (support.with_tokenizer(BertSpanExtractor(
@@ -193,6 +208,7 @@ def _heads():
         "choice": (support.with_tokenizer(BertMultipleChoice(support.encoder(3)), 16),
                    choice_cases),
         "multi": (support.with_tokenizer(multi, 16), classify_cases),
+        "windows": (windowed, windowed_cases),
         "regression": (support.with_tokenizer(
             BertClassifier(support.encoder(5), num_classes=2, problem_type="regression"), 16),
             classify_cases),
@@ -238,6 +254,7 @@ def test_every_head_keeps_the_encoder_signatures_and_adds_its_own(served):
     assert report["leaked_modules"] == []
     expected = {"tagger": ("tag",), "qa": ("answer_logits",), "choice": ("score_choices",),
                 "multi": ("classify", "classify_pairs"),
+                "windows": ("classify", "classify_pairs"),
                 "regression": ("classify", "classify_pairs")}
     for name, export in served["exports"].items():
         signatures = report[export["path"]]["signatures"]
@@ -290,6 +307,13 @@ def test_classify_matches_predict_texts_for_multi_label_and_regression(served, n
         assert outputs == {"logits"}
     else:
         assert outputs == {"logits", "probabilities", "predicted", "label_names"}
+
+
+def test_classify_pools_the_windows_of_long_texts_in_the_graph(served):
+    """The exported classify of a windowed classifier returns one row per text: the mean of
+    its windows' logits, equal to predict_texts (kbert.tasks.windows)."""
+    calls = _check_calls(served, "windows", "classify")
+    assert calls["classify"]["outputs"]["logits"]["shape"] == [4, 2]
 
 
 def test_warmup_covers_every_signature_and_runs(served):

@@ -113,6 +113,7 @@ def test_finetune_search_and_seeds_keep_the_best_on_validation(tmp_path, capsys,
         "--seeds", "2", "--output-dir", str(out), "--quiet"])) == 0
     printed = capsys.readouterr().out
     assert "epochs 1 (given); lr 0.0002 (hidden" in printed  # the tiny encoder is narrow
+    assert "truncation at 8 drops 0.0% of the training pieces; no windows" in printed
     assert "== search on the validation split ==" in printed and "<- kept" in printed
     assert "== 2 seeds ==" in printed and "test accuracy:" in printed
     metrics = json.loads((out / "metrics.json").read_text())

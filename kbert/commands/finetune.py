@@ -9,7 +9,10 @@
 directory. Flags override the JSON config file (keys = the flag names with underscores, e.g.
 {"train": "data.csv", "text_column": "sentence", "epochs": 3}). Without `--validation`, a
 seeded stratified `--validation-split` of the training file is held out; the best epoch on it
-is restored. Writes the classifier directory (model.keras, vocab.txt, labels.json, task.json),
+is restored. Epochs, learning rate and early stopping follow the set's size and the encoder's
+width (kbert/tasks/recipe.py); texts longer than --max-length are read as overlapping windows
+when truncation would drop over 10% of the training text (kbert/tasks/windows.py). Each choice
+is printed once; each flag overrides it. Writes the classifier directory (model.keras, vocab.txt, labels.json, task.json),
 metrics.json, for each evaluated set a text report and confusion_<set>.png, and
 training_curves.png (loss and validation accuracy per epoch). The PNGs need matplotlib (the
 `kbert[plots]` extra); without it they are .txt files, with a one-line note.
@@ -50,6 +53,10 @@ OPTIONS = {
     "--hidden-dropout": ("hidden_dropout", float, None, "override the encoder's hidden dropout"),
     "--max-length": ("max_length", int, None, "tokens per example incl. [CLS]/[SEP] (default "
                      "128, or the model's positions when fewer)"),
+    "--window-stride": ("window_stride", int, None, "read texts longer than --max-length as "
+                        "windows this many pieces apart (0 = truncate; default: windows of "
+                        "stride half a window when truncation would drop over 10% of the "
+                        "training pieces)"),
     "--validation-split": ("validation_split", float, 0.1, "held-out share when no --validation"),
     "--early-stopping": ("early_stopping", int, None, "stop after N epochs without a better "
                          "validation accuracy (default 2, 3 beyond 10 epochs; 0 = off)"),
@@ -137,6 +144,26 @@ def run(args) -> int:
         job.close()
 
 
+def _choose_windows(model, train, stride: int | None) -> int | None:
+    """--window-stride, or windows when truncation would drop much of the training text;
+    prints the choice. Returns the stride, or None to truncate."""
+    from kbert.tasks.windows import check_stride, choose_windows, piece_counts  # noqa: PLC0415
+
+    if stride == 0:
+        return None
+    if stride is not None:
+        if train.pairs is not None:
+            raise ValueError("--window-stride applies to single texts; text pairs are truncated")
+        stride = check_stride(stride, model.max_length)
+        print(f"windows of {model.max_length - 2} pieces, stride {stride} (--window-stride)")
+        return stride
+    lengths = piece_counts(model.tokenizer, train.texts)
+    pair_lengths = None if train.pairs is None else piece_counts(model.tokenizer, train.pairs)
+    stride, reason = choose_windows(lengths, model.max_length, pair_lengths=pair_lengths)
+    print(reason)
+    return stride
+
+
 def _fit_with_search(fit, recipe, options: dict, test, problem_type: str):
     """One fit with the recipe; or --search's grid on the validation split, and --seeds runs of
     the chosen settings. Returns (the kept model, its Trial, what metrics.json records)."""
@@ -216,8 +243,9 @@ def _run(options: dict, args, job) -> int:
 
     with job.scope():  # model, optimizer and compile (in fit_texts) under the strategy
         fresh = [make_model()]  # the first model also tells the recipe the encoder's width
+        stride = _choose_windows(fresh[0], train, options["window_stride"])
         recipe = fresh[0].finetuning_recipe(
-            len(train), options["batch_size"], epochs=options["epochs"],
+            fresh[0].training_rows(train), options["batch_size"], epochs=options["epochs"],
             learning_rate=options["learning_rate"], early_stopping=options["early_stopping"])
         print(recipe.describe())
         os.makedirs(options["output_dir"], exist_ok=True)
@@ -226,6 +254,7 @@ def _run(options: dict, args, job) -> int:
         def fit(learning_rate, epochs, seed):
             keras.utils.set_random_seed(seed)
             model = fresh.pop() if fresh else make_model()
+            model.set_windows(stride)
             history = model.fit_texts(
                 train, validation=validation, epochs=epochs, batch_size=options["batch_size"],
                 learning_rate=learning_rate, warmup=options["warmup"],
@@ -235,7 +264,8 @@ def _run(options: dict, args, job) -> int:
             return model, history
 
         model, trial, search = _fit_with_search(fit, recipe, options, test, problem_type)
-    options.update(epochs=trial.epochs, learning_rate=trial.learning_rate,
+    options.update(window_stride=stride or 0, epochs=trial.epochs,
+                   learning_rate=trial.learning_rate,
                    early_stopping=recipe.early_stopping, seed=trial.seed)
     model.save_pretrained(out)
 

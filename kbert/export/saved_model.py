@@ -25,6 +25,7 @@ import numpy as np
 from kbert.errors import KbertError
 from kbert.export.op_check import check_serving_ops
 from kbert.export.warmup import write_warmup_requests
+from kbert.tasks.windows import window_size, windowed_features
 
 SIGNATURES = ("serving_default", "embed_pairs", "embed_ids", "sentence_embedding", "tokenize")
 # The signatures each kind of model adds to SIGNATURES (see `head_kind`).
@@ -216,10 +217,14 @@ class ServingFunctions:
             "segment_ids": packed["segment_ids"],
         }
 
-    def classify_packed(self, packed):
+    def classify_packed(self, packed, text_index=None, num_texts=None):
+        """The classify outputs of packed rows; with `text_index` (windows of long texts,
+        kbert.tasks.windows) the mean of each text's window logits, one row per text."""
         import tensorflow as tf
 
         logits = tf.cast(self.classifier(packed, training=False), tf.float32)
+        if text_index is not None:
+            logits = tf.math.unsorted_segment_mean(logits, text_index, num_texts)
         batch = tf.shape(logits)[0]
         outputs = {"logits": logits}
         kind = self.classifier.problem_type
@@ -389,9 +394,17 @@ class ServingFunctions:
                          embed_ids=embed_ids, sentence_embedding=sentence_embedding,
                          tokenize=tokenize)
         if self.classifier is not None:
+            stride = self.classifier.window_stride
+
             @tf.function(autograph=False, input_signature=[text])
             def classify(text):
-                return self.classify_packed(pack_text(text))
+                if not stride:
+                    return self.classify_packed(pack_text(text))
+                # long texts as windows, as the model was trained (kbert.tasks.windows)
+                packed, text_index = windowed_features(
+                    self.tokenizer, text, self.max_length,
+                    min(stride, window_size(self.max_length)))
+                return self.classify_packed(self.trim(packed), text_index, tf.shape(text)[0])
 
             @tf.function(autograph=False, input_signature=[text, text_pair])
             def classify_pairs(text, text_pair):

@@ -88,6 +88,7 @@ class TaskModel(keras.Model):
         self.__dict__["_max_length"] = int(preprocessor.get("max_length", 128))
         self.__dict__["_lower_case"] = preprocessor.get("lower_case")
         self.__dict__["_head_trained"] = bool(preprocessor.get("trained", False))
+        self.__dict__["_window_stride"] = preprocessor.get("window_stride")
 
     # ------------------------------------------------------------------ forward
     def encode_cls(self, inputs, training=False):
@@ -118,6 +119,12 @@ class TaskModel(keras.Model):
     @property
     def max_length(self) -> int:
         return self.__dict__.get("_max_length", 128)
+
+    @property
+    def window_stride(self) -> int | None:
+        """None: texts longer than max_length are truncated; else they are read as overlapping
+        windows this many pieces apart (kbert.tasks.windows; the classifier's single texts)."""
+        return self.__dict__.get("_window_stride")
 
     @property
     def trained(self) -> bool:
@@ -284,7 +291,8 @@ class TaskModel(keras.Model):
                 "freeze_layers": self.freeze_layers,
                 "preprocessor": {"max_length": self.max_length,
                                  "lower_case": self.__dict__.get("_lower_case"),
-                                 "trained": self.trained}}
+                                 "trained": self.trained,
+                                 "window_stride": self.window_stride}}
 
     @classmethod
     def from_config(cls, config):

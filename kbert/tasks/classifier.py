@@ -24,6 +24,8 @@ from kbert.tasks.base import (TaskModel, as_text_list, head_dropout_rate, head_l
 from kbert.tasks.datasets import text_dataset, trim_padding, truncation_report
 from kbert.tasks.labels import DataError, LabelledData, LabelMap, check_texts
 from kbert.tasks.recipe import Recipe, finetuning_recipe
+from kbert.tasks.windows import (check_stride, piece_counts, pool_windows, window_dataset,
+                                 windowed_arrays, windows_per_text)
 
 PROBLEM_TYPES = ("single_label", "multi_label", "regression")
 POOLINGS = ("pooled", "cls", "mean")
@@ -158,13 +160,37 @@ class BertClassifier(TaskModel):
             return [keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)]
         return [keras.metrics.MeanAbsoluteError(name="mae")]
 
+    def set_windows(self, stride: int | None) -> None:
+        """Read single texts longer than max_length as overlapping windows `stride` pieces
+        apart (trained on every window, scored by the mean of a text's window logits), or
+        truncate them (None). Saved with the model."""
+        if stride is not None:
+            stride = check_stride(stride, self.max_length)
+        self.__dict__["_window_stride"] = stride
+
+    def _windowed(self, data: LabelledData) -> bool:
+        return bool(self.window_stride) and data.pairs is None
+
+    def training_rows(self, data: LabelledData) -> int:
+        """Rows one epoch over `data` trains on: its examples, or their windows."""
+        if not self._windowed(data):
+            return len(data)
+        lengths = piece_counts(self._require_tokenizer(), data.texts)
+        return int(sum(windows_per_text(lengths, self.max_length, self.window_stride)))
+
     def text_dataset(self, data: LabelledData, batch_size: int = 32, shuffle: bool = False,
                      seed: int = 0, with_targets: bool = True, report_truncation: bool = True):
-        """A tf.data pipeline of (packed features, targets) that tokenizes in the graph."""
+        """A tf.data pipeline of (packed features, targets) that tokenizes in the graph; with
+        windows (`set_windows`), one element per window, labelled with its text's label."""
         tokenizer = self._require_tokenizer()
+        targets = self.encode_targets(data.labels) if with_targets else None
+        if self._windowed(data):
+            features, index = windowed_arrays(tokenizer, data.texts, self.max_length,
+                                              self.window_stride)
+            return window_dataset(features, None if targets is None else targets[index],
+                                  batch_size, shuffle, seed)
         if report_truncation:
             truncation_report(tokenizer, data.texts, data.pairs, self.max_length)
-        targets = self.encode_targets(data.labels) if with_targets else None
         return text_dataset(tokenizer, data.texts, data.pairs, targets, self.max_length,
                             batch_size, shuffle, seed)
 
@@ -269,13 +295,14 @@ class BertClassifier(TaskModel):
         if self.problem_type != "regression" and self.label_map is None:
             label_map = LabelMap.from_labels(train.labels)
             self.set_label_map(label_map)
+        rows = self.training_rows(train)
         recipe = self.finetuning_recipe(
-            len(train), batch_size, epochs=epochs, learning_rate=learning_rate,
+            rows, batch_size, epochs=epochs, learning_rate=learning_rate,
             early_stopping=early_stopping_patience, has_validation=validation is not None)
         if verbose != 0 and recipe.reasons:
             print(recipe.describe())
         epochs, monitor = recipe.epochs, monitor or recipe.monitor
-        steps = epochs * math.ceil(len(train) / batch_size)
+        steps = epochs * math.ceil(rows / batch_size)
         if compile:
             self.compile(learning_rate=recipe.learning_rate, total_steps=steps, warmup=warmup,
                          weight_decay=weight_decay, layerwise_lr_decay=layerwise_lr_decay)
@@ -305,20 +332,35 @@ class BertClassifier(TaskModel):
             if len(pairs) != len(texts):
                 raise DataError(f"{len(texts)} texts but {len(pairs)} text pairs")
             check_texts(pairs, "text_pair")
+        if self.window_stride and pairs is None:
+            features, index = windowed_arrays(tokenizer, texts, self.max_length,
+                                              self.window_stride)
+            return pool_windows(self._batched_logits(features, batch_size), index, len(texts))
         truncation_report(tokenizer, texts, pairs, self.max_length)
         # Eager tokenization of the whole list: tracing the tokenizer into a tf.data map costs
         # seconds, more than tokenizing a few thousand texts.
         packed = {k: np.asarray(v) for k, v in
                   tokenizer(texts, pairs=pairs, max_length=self.max_length).items()}
+        return self._batched_logits(packed, batch_size)
+
+    def _batched_logits(self, packed: dict, batch_size: int) -> np.ndarray:
+        """Logits of packed rows, batch by batch, each batch cut after its longest row."""
         lengths = packed["padding_mask"].sum(axis=1)
         logits = []
-        for begin in range(0, len(texts), batch_size):
+        for begin in range(0, len(lengths), batch_size):
             rows = slice(begin, begin + batch_size)
             width = min(self.max_length, -(-int(lengths[rows].max()) // 16) * 16)
             batch = {k: v[rows, :width] for k, v in packed.items()}
             logits.append(np.asarray(self(batch, training=False)))
-        logits = np.concatenate(logits)
+        logits = np.concatenate(logits) if logits else np.zeros((0, self.num_classes))
         return logits.astype(np.float32)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        """Keras `predict`, also on raw text (see `TaskModel.predict`); with windows, a list of
+        single texts gives one row per text (the mean of its window logits)."""
+        if self.window_stride and is_text_list(x):
+            return self._scores(as_text_list(x), batch_size=batch_size or 32)
+        return super().predict(x, batch_size=batch_size, **kwargs)
 
     def predict_texts(self, texts, pairs=None, batch_size: int = 32,
                       threshold: float = 0.5) -> ClassifierPredictions:
