@@ -12,8 +12,9 @@ seeded stratified `--validation-split` of the training file is held out; the bes
 is restored. Epochs, learning rate and early stopping follow the set's size and the encoder's
 width (kbert/tasks/recipe.py); texts longer than --max-length are read as overlapping windows
 when truncation would drop over 10% of the training text (kbert/tasks/windows.py). Each choice
-is printed once; each flag overrides it. Writes the classifier directory (model.keras, vocab.txt, labels.json, task.json),
-metrics.json, for each evaluated set a text report and confusion_<set>.png, and
+is printed once; each flag overrides it. Writes the classifier directory (model.keras,
+vocab.txt, labels.json, task.json), metrics.json, for each evaluated set a text report and
+confusion_<set>.png, and
 training_curves.png (loss and validation accuracy per epoch). The PNGs need matplotlib (the
 `kbert[plots]` extra); without it they are .txt files, with a one-line note.
 """
