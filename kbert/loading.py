@@ -11,9 +11,15 @@ A directory is recognised by the first of these rules that holds (the documented
                     a finished `kbert pretrain` run)               heads; `.encoder` for the rest)
     kbert_model     encoder.keras + vocab.txt (kbert convert,      BertEncoder
                     save_kbert_model)
-    transformers    config.json + model.safetensors (or its index,  BertEncoder
-                    or pytorch_model.bin) + vocab.txt
-    google          bert_config.json + bert_model.ckpt.* + vocab   BertEncoder
+    transformers    config.json + model.safetensors (or its index,  BertPretrainer when the
+                    or pytorch_model.bin) + vocab.txt               weights hold the MLM head
+    google          bert_config.json + bert_model.ckpt.* + vocab   (cls.predictions / cls/
+                                                                   predictions), else BertEncoder
+
+Whole checkpoints: a transformers BertForPreTraining or BertForMaskedLM, or a Google release
+with its `cls/` variables, loads with its pre-training heads (a missing NSP head, as in
+BertForMaskedLM, is fresh and a HeadWeightsWarning says so), so `kbert fill-mask` works on it;
+`Loaded.encoder` (`encoder_of`) gives the encoder to every other caller.
 
 A file: `<prefix>.index` beside it makes a Google checkpoint prefix (kind "google"); a `.keras`
 file is kind "keras_file" and gives whatever it holds (an encoder, a pre-training model or a task
@@ -222,9 +228,10 @@ def load(source: str | os.PathLike, *, lower_case: bool | None = None) -> Loaded
     if kind == "task":
         model, tokenizer = _load_task(path, lower_case)
     elif kind == "transformers":
-        model, tokenizer = load_transformers_checkpoint(path)
+        model, tokenizer = load_transformers_checkpoint(path, pretraining_heads=True)
     elif kind == "google":
-        model, tokenizer = load_google_checkpoint(path, lower_case=lower_case)
+        model, tokenizer = load_google_checkpoint(path, lower_case=lower_case,
+                                                  pretraining_heads=True)
     else:
         file = {"pretrain_run": os.path.join(path, PRETRAINER_FILE),
                 "kbert_model": os.path.join(path, ENCODER_FILE)}.get(kind, path)
