@@ -6,6 +6,12 @@ transformers 5.24.0. From the repository root:
 
     /tmp/torchenv/bin/python scripts/make_pretraining_fixture.py
 
+Check that transformers loads kbert's export of it (`kbert convert --to-transformers
+tests/fixtures/pretraining/for_pretraining --output DIR`) with no missing or unexpected key and
+gives the reference logits:
+
+    /tmp/torchenv/bin/python scripts/make_pretraining_fixture.py --check-export DIR
+
 Files written (a 2-layer, hidden-16 BERT with a 40-piece vocabulary; ~70 KB in all):
   for_pretraining/   a `BertForPreTraining` (gelu_new, seed 0; transformers' own random init, then
                      every weight perturbed by N(0, 0.2) so no LayerNorm or bias sits at 1 or 0) as
@@ -71,13 +77,52 @@ def write_side_files(directory: str) -> None:
         f.write("\n")
 
 
+def feed_of(x: dict[str, np.ndarray]):
+    import torch
+
+    return dict(input_ids=torch.tensor(x["token_ids"], dtype=torch.long),
+                token_type_ids=torch.tensor(x["segment_ids"], dtype=torch.long),
+                attention_mask=torch.tensor(x["padding_mask"], dtype=torch.long))
+
+
+def check_export(directory: str, reference: str) -> None:
+    """transformers loads `directory` as a BertForPreTraining cleanly, with the reference logits."""
+    import torch
+    import transformers
+
+    with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
+        architectures = json.load(f).get("architectures")
+    if architectures != ["BertForPreTraining"]:
+        raise SystemExit(f"{directory}: architectures {architectures}, not BertForPreTraining")
+    model, info = transformers.BertForPreTraining.from_pretrained(
+        directory, output_loading_info=True)
+    problems = {k: v for k, v in info.items() if v}
+    if problems:
+        raise SystemExit(f"transformers did not load {directory} cleanly: {problems}")
+    ref = np.load(reference)
+    with torch.no_grad():
+        out = model.eval()(**feed_of(ref))
+    mask = ref["padding_mask"].astype(bool)
+    mlm = np.abs(out.prediction_logits.numpy()[mask] - ref["prediction_logits"][mask]).max()
+    nsp = np.abs(out.seq_relationship_logits.numpy() - ref["seq_relationship_logits"]).max()
+    print(f"transformers loaded {directory}: no missing / unexpected keys; max |logit diff| "
+          f"MLM {mlm:.2e}, NSP {nsp:.2e}")
+    if max(mlm, nsp) > 1e-4:
+        raise SystemExit("the export's logits differ from the reference")
+
+
 def main(argv=None) -> int:
     import torch
     import transformers
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", default=OUTPUT)
+    parser.add_argument("--check-export", metavar="DIR",
+                        help="check kbert's --to-transformers export of for_pretraining/ instead")
     args = parser.parse_args(argv)
+    if args.check_export:
+        check_export(args.check_export, os.path.join(args.output, "reference.npz"))
+        return 0
 
     torch.manual_seed(0)
     config = transformers.BertConfig(
@@ -93,9 +138,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"BertForMaskedLM did not take {info.missing_keys}")
 
     x = inputs()
-    feed = dict(input_ids=torch.tensor(x["token_ids"]),
-                token_type_ids=torch.tensor(x["segment_ids"]),
-                attention_mask=torch.tensor(x["padding_mask"]))
+    feed = feed_of(x)
     with torch.no_grad():
         out = model(**feed)
         mlm_only = masked_lm(**feed)
