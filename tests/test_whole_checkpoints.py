@@ -236,7 +236,7 @@ def test_google_checkpoint_without_nsp_head_and_heads_off(tmp_path):
     directory = write_google_checkpoint(tmp_path / "google", state, config)
     with pytest.warns(HeadWeightsWarning, match=r"no next-sentence head"):
         assert type(kbert.load(directory).model).__name__ == "BertPretrainer"
-    with pytest.warns(HeadWeightsWarning, match="5 head weights are not part"):
+    with pytest.warns(HeadWeightsWarning, match="5 head variables are not part"):
         encoder, _ = kbert.load_google_checkpoint(directory)
     assert type(encoder).__name__ == "BertEncoder"
 

@@ -175,7 +175,8 @@ def google_weights_to_model(variables: dict[str, np.ndarray], config, source: st
                 raise CheckpointError(f"{source}: {name} has shape {tuple(np.shape(value))}, but "
                                       f"the config implies {want}")
     converted = {k: (n, np.transpose(v) if _is_kernel(k) else v) for k, (n, v) in weights.items()}
-    return build_model(config, converted, heads, source, pretraining_heads, display=_display)
+    return build_model(config, converted, heads, source, pretraining_heads, display=_display,
+                       noun="variables")
 
 
 def load_google_checkpoint(path: str | os.PathLike, hidden_act: str | None = None,

@@ -313,11 +313,11 @@ def _fresh_parts(weights, head_weights, with_heads: bool) -> list[str]:
     return fresh
 
 
-def warn_about_heads(source: str, skipped=(), fresh=()) -> None:
+def warn_about_heads(source: str, skipped=(), fresh=(), noun: str = "weights") -> None:
     """One HeadWeightsWarning naming head weights left out and parts freshly initialised."""
     parts = []
     if skipped:
-        parts.append(f"{len(skipped)} head weights are not part of the loaded model and were "
+        parts.append(f"{len(skipped)} head {noun} are not part of the loaded model and were "
                      f"not imported (e.g. {sorted(skipped)[0]})")
     if fresh:
         parts.append(f"the checkpoint has no {' and no '.join(f.removeprefix('the ') for f in fresh)}: "
@@ -395,7 +395,8 @@ def head_values(head_weights: dict[str, tuple[str, np.ndarray]], config: BertCon
 
 def build_model(config: BertConfig, weights: dict[str, tuple[str, np.ndarray]],
                 head_weights: dict[str, tuple[str, np.ndarray]], source: str,
-                pretraining_heads: bool, display: Callable[[str], str] = lambda key: key):
+                pretraining_heads: bool, display: Callable[[str], str] = lambda key: key,
+                noun: str = "weights"):
     """A BertEncoder, or a BertPretrainer when `pretraining_heads` and the checkpoint has the
     masked-LM head, from checked {transformers key: (name in the file, array)} maps (encoder
     keys without prefix; head keys `cls.*`, `classifier.*`, ...). Warns once about heads left
@@ -414,7 +415,7 @@ def build_model(config: BertConfig, weights: dict[str, tuple[str, np.ndarray]],
     skipped = [name for key, (name, _) in head_weights.items()
                if not (with_heads and key.startswith("cls."))]
     warn_about_heads(source, skipped=skipped,
-                     fresh=_fresh_parts(weights, head_weights, with_heads))
+                     fresh=_fresh_parts(weights, head_weights, with_heads), noun=noun)
     if not with_heads:
         return encoder
     from kbert.models.pretrainer import BertPretrainer
