@@ -8,7 +8,8 @@ A directory is recognised by the first of these rules that holds (the documented
     task            task.json + model.keras (kbert finetune,       the task model (BertClassifier,
                     TaskModel.save_pretrained)                     ...), tokenizer attached
     pretrain_run    pretrainer.keras (+ encoder.keras, vocab.txt:  BertPretrainer (MLM + NSP
-                    a finished `kbert pretrain` run)               heads; `.encoder` for the rest)
+                    a finished `kbert pretrain` run, or `kbert     heads; `.encoder` for the rest)
+                    convert` of a whole checkpoint)
     kbert_model     encoder.keras + vocab.txt (kbert convert,      BertEncoder
                     save_kbert_model)
     transformers    config.json + model.safetensors (or its index,  BertPretrainer when the

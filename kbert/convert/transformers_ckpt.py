@@ -318,7 +318,7 @@ def warn_about_heads(source: str, skipped=(), fresh=(), noun: str = "weights") -
     parts = []
     if skipped:
         parts.append(f"{len(skipped)} head {noun} are not part of the loaded model and were "
-                     f"not imported (e.g. {sorted(skipped)[0]})")
+                     f"not imported (e.g. {min(skipped)})")
     if fresh:
         parts.append(f"the checkpoint has no {' and no '.join(f.removeprefix('the ') for f in fresh)}: "
                      f"{'they are' if len(fresh) > 1 else 'it is'} freshly initialised (train "
