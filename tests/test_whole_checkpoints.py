@@ -160,6 +160,28 @@ def test_a_stored_tied_decoder_is_accepted_and_an_untied_one_refused(tmp_path, r
         kbert.load(untied)
 
 
+def test_an_old_pytorch_bin_with_gamma_beta_names_and_a_stored_decoder(tmp_path, reference):
+    """Old BertForPreTraining files: pytorch_model.bin, LayerNorm gamma / beta, the tied decoder
+    and its bias stored (torch.save of the state dict)."""
+    from pytorch_bin import save_pytorch_bin
+
+    state = {}
+    for key, value in fixture_state().items():
+        if "LayerNorm" in key:
+            key = key.removesuffix(".weight") + ".gamma" if key.endswith(".weight") else (
+                key.removesuffix(".bias") + ".beta")
+        state[key] = value
+    state["cls.predictions.decoder.weight"] = state["bert.embeddings.word_embeddings.weight"]
+    state["cls.predictions.decoder.bias"] = state["cls.predictions.bias"]
+    assert "cls.predictions.transform.LayerNorm.gamma" in state
+    directory = tmp_path / "old"
+    os.makedirs(directory)
+    for name in ("config.json", "vocab.txt"):
+        shutil.copy(PRETRAINING / name, directory)
+    save_pytorch_bin(state, directory / "pytorch_model.bin")
+    assert_matches_reference(load_quietly(directory).model, reference)
+
+
 @pytest.mark.parametrize("change, message", [
     ("drop", r"missing keys \['cls.predictions.transform.dense.bias'\]"),
     ("shape", r"cls.seq_relationship.weight has shape \(3, 16\)"),
