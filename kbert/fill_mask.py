@@ -1,4 +1,5 @@
-"""Fill-mask inference: the masked-LM head of a pre-trained BertPretrainer guesses [MASK]s.
+"""Fill-mask inference: the masked-LM head of a BertPretrainer guesses [MASK]s (a `kbert pretrain`
+run, or a whole transformers / Google checkpoint: `kbert.load` imports their heads).
 
 Library code beside `embeddings.py` (the other inference API on a loaded model): `kbert
 fill-mask` only parses and prints, and `kbert.training.pretrain` calls it for the example
@@ -16,16 +17,22 @@ import numpy as np
 
 
 def load_pretrainer(source: str):
-    """(BertPretrainer, BertTokenizer) from a `kbert pretrain` run (or its pretrainer.keras)."""
-    from kbert.loading import load
+    """(BertPretrainer, BertTokenizer) from anything `kbert.load` reads that has a masked-LM
+    head: a `kbert pretrain` run (or its pretrainer.keras), a transformers BertForPreTraining /
+    BertForMaskedLM directory, a Google BERT checkpoint with its `cls/` variables."""
+    from kbert.loading import ModelSourceError, load
 
     loaded = load(source)
     if type(loaded.model).__name__ != "BertPretrainer":
-        raise ValueError(f"{source} is a {loaded.kind.replace('_', ' ')} without a masked-LM "
-                         f"head; fill-mask needs the output directory of `kbert pretrain` (it "
-                         f"holds pretrainer.keras and vocab.txt)")
+        what = {"transformers": f"its weights have no {'cls.predictions.*'} keys",
+                "google": "its checkpoint has no cls/predictions/* variables"}.get(
+                    loaded.kind, f"it is a {loaded.kind.replace('_', ' ')}")
+        raise ModelSourceError(
+            f"{source}: the checkpoint has no masked-LM head ({what}); fill-mask needs one: a "
+            f"`kbert pretrain` run, a transformers BertForPreTraining / BertForMaskedLM or a "
+            f"Google BERT checkpoint")
     if loaded.tokenizer is None:
-        raise ValueError(f"no vocab.txt beside {source}")
+        raise ModelSourceError(f"no vocab.txt beside {source}")
     return loaded.model, loaded.tokenizer
 
 

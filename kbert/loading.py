@@ -8,12 +8,19 @@ A directory is recognised by the first of these rules that holds (the documented
     task            task.json + model.keras (kbert finetune,       the task model (BertClassifier,
                     TaskModel.save_pretrained)                     ...), tokenizer attached
     pretrain_run    pretrainer.keras (+ encoder.keras, vocab.txt:  BertPretrainer (MLM + NSP
-                    a finished `kbert pretrain` run)               heads; `.encoder` for the rest)
+                    a finished `kbert pretrain` run, or `kbert     heads; `.encoder` for the rest)
+                    convert` of a whole checkpoint)
     kbert_model     encoder.keras + vocab.txt (kbert convert,      BertEncoder
                     save_kbert_model)
-    transformers    config.json + model.safetensors (or its index,  BertEncoder
-                    or pytorch_model.bin) + vocab.txt
-    google          bert_config.json + bert_model.ckpt.* + vocab   BertEncoder
+    transformers    config.json + model.safetensors (or its index,  BertPretrainer when the
+                    or pytorch_model.bin) + vocab.txt               weights hold the MLM head
+    google          bert_config.json + bert_model.ckpt.* + vocab   (cls.predictions / cls/
+                                                                   predictions), else BertEncoder
+
+Whole checkpoints: a transformers BertForPreTraining or BertForMaskedLM, or a Google release
+with its `cls/` variables, loads with its pre-training heads (a missing NSP head, as in
+BertForMaskedLM, is fresh and a HeadWeightsWarning says so), so `kbert fill-mask` works on it;
+`Loaded.encoder` (`encoder_of`) gives the encoder to every other caller.
 
 A name (a Hugging Face repo id, a keras-hub preset, a `kaggle://` handle; kbert/hub.py) is first
 resolved to the local directory it downloads to, and that directory is loaded by these rules; a
@@ -232,9 +239,10 @@ def load(source: str | os.PathLike, *, lower_case: bool | None = None) -> Loaded
     if kind == "task":
         model, tokenizer = _load_task(path, lower_case)
     elif kind == "transformers":
-        model, tokenizer = load_transformers_checkpoint(path)
+        model, tokenizer = load_transformers_checkpoint(path, pretraining_heads=True)
     elif kind == "google":
-        model, tokenizer = load_google_checkpoint(path, lower_case=lower_case)
+        model, tokenizer = load_google_checkpoint(path, lower_case=lower_case,
+                                                  pretraining_heads=True)
     else:
         file = {"pretrain_run": os.path.join(path, PRETRAINER_FILE),
                 "kbert_model": os.path.join(path, ENCODER_FILE)}.get(kind, path)

@@ -6,10 +6,13 @@
     kbert convert --to-transformers runs/minilm --output runs/minilm-hf
 
 Imports write a kbert model directory (see `kbert.convert`): encoder.keras, config.json,
-vocab.txt, tokenizer_config.json; `--to-transformers` reads any supported directory and writes a
-transformers `BertModel` directory (config.json, model.safetensors, vocab.txt). After writing, the
-output is loaded back and its outputs on a probe sentence compared with the source's
-(`--no-verify` skips this).
+vocab.txt, tokenizer_config.json, and pretrainer.keras when the checkpoint is whole (it holds the
+masked-LM head: BertForPreTraining / BertForMaskedLM, a Google release with `cls/` variables).
+`--to-transformers` reads any supported directory and writes a transformers `BertModel`
+directory (config.json, model.safetensors, vocab.txt), or a `BertForPreTraining` one when the
+source has its pre-training heads (a `kbert pretrain` run, a whole checkpoint). After writing,
+the output is loaded back and its outputs on a probe sentence (MLM and NSP logits too, for a
+pretrainer) compared with the source's (`--no-verify` skips this).
 """
 
 from __future__ import annotations
@@ -45,11 +48,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
 
 
-def _probe_outputs(encoder, tokenizer) -> np.ndarray:
+def _probe_outputs(model, tokenizer) -> np.ndarray:
+    from kbert.loading import encoder_of
+
+    encoder = encoder_of(model)
     packed = tokenizer([PROBE], max_length=min(32, encoder.bert_config.max_position_embeddings))
-    out = encoder({k: np.asarray(v) for k, v in packed.items()})
-    return np.concatenate([np.asarray(out["sequence_output"]).ravel(),
-                           np.asarray(out["pooled_output"]).ravel()])
+    packed = {k: np.asarray(v) for k, v in packed.items()}
+    out = encoder(packed)
+    parts = [np.asarray(out["sequence_output"]).ravel(), np.asarray(out["pooled_output"]).ravel()]
+    if model is not encoder:  # a BertPretrainer: its heads at every position
+        positions = np.arange(packed["token_ids"].shape[1], dtype="int32")[None]
+        heads = model({**packed, "masked_positions": positions})
+        parts += [np.asarray(heads["mlm_logits"]).ravel(), np.asarray(heads["nsp_logits"]).ravel()]
+    return np.concatenate(parts)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,9 +69,10 @@ def run(args: argparse.Namespace) -> int:
     from kbert.loading import ModelSourceError, load
     from kbert.outputs import check_output
 
-    def reload(directory):
+    def reload(directory):  # the pretrainer of a whole checkpoint, else the encoder
         loaded = load(directory)
-        return loaded.encoder, loaded.tokenizer
+        whole = type(loaded.model).__name__ == "BertPretrainer"
+        return (loaded.model if whole else loaded.encoder), loaded.tokenizer
 
     if args.hidden_act and not args.from_google:
         raise ValueError("--hidden-act applies to --from-google only")
@@ -68,22 +80,23 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.from_transformers:
         source = resolve(args.from_transformers, ModelSourceError)  # a repo id: its snapshot
-        encoder, tokenizer = convert.load_transformers_checkpoint(source)
-        convert.save_kbert_model(encoder, tokenizer, args.output)
+        model, tokenizer = convert.load_transformers_checkpoint(source, pretraining_heads=True)
+        convert.save_kbert_model(model, tokenizer, args.output)
     elif args.from_google:
-        encoder, tokenizer = convert.load_google_checkpoint(args.from_google,
-                                                            hidden_act=args.hidden_act)
-        convert.save_kbert_model(encoder, tokenizer, args.output)
+        model, tokenizer = convert.load_google_checkpoint(
+            args.from_google, hidden_act=args.hidden_act, pretraining_heads=True)
+        convert.save_kbert_model(model, tokenizer, args.output)
     else:
-        encoder, tokenizer = reload(args.to_transformers)
-        convert.save_transformers_checkpoint(encoder, args.output, vocab=tokenizer)
-    c = encoder.bert_config
+        model, tokenizer = reload(args.to_transformers)
+        convert.save_transformers_checkpoint(model, args.output, vocab=tokenizer)
+    c = model.bert_config
+    heads = " with MLM + NSP heads" if type(model).__name__ == "BertPretrainer" else ""
     print(f"BERT L={c.num_layers} H={c.hidden_size} A={c.num_heads} I={c.intermediate_size} "
-          f"vocab={c.vocab_size} act={c.hidden_act}: {encoder.count_params():,} parameters")
+          f"vocab={c.vocab_size} act={c.hidden_act}{heads}: {model.count_params():,} parameters")
     print(f"wrote {args.output}: {', '.join(sorted(os.listdir(args.output)))} "
           f"({time.perf_counter() - start:.1f}s)")
     if args.verify:
-        expected = _probe_outputs(encoder, tokenizer)
+        expected = _probe_outputs(model, tokenizer)
         got = _probe_outputs(*reload(args.output))
         diff = float(np.abs(got - expected).max())
         print(f"verified: reloaded outputs differ from the source by at most {diff:.2e}")

@@ -2,7 +2,8 @@
 
     kbert fill-mask "It is a truth universally [MASK] that a single man ..." --model runs/pretrain
 
-Prints, for every [MASK] of every sentence, the top-k tokens with their probabilities.
+Prints, for every [MASK] of every sentence, the top-k tokens with their probabilities. Whole
+transformers and Google checkpoints work too (`kbert.load` imports their masked-LM heads).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 def add_arguments(parser) -> None:
     parser.add_argument("texts", nargs="+", metavar="TEXT", help='sentences containing "[MASK]"')
     parser.add_argument("--model", default="runs/pretrain",
-                        help="output directory of `kbert pretrain` (default: runs/pretrain)")
+                        help="a model with a masked-LM head: a `kbert pretrain` output directory, "
+                             "a transformers BertForPreTraining / BertForMaskedLM directory or a "
+                             "Google BERT checkpoint (default: runs/pretrain)")
     parser.add_argument("--top-k", type=int, default=5, help="predictions per mask (default 5)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 

@@ -3,6 +3,8 @@
 A kbert model directory (what `kbert convert --output` and `save_kbert_model` write):
 
     encoder.keras          the BertEncoder (Keras archive: config + weights)
+    pretrainer.keras       only for a whole checkpoint: the BertPretrainer (encoder + MLM and
+                           NSP heads), as a `kbert pretrain` run writes it
     config.json            its BertConfig (`BertConfig.from_json` reads it; informational)
     vocab.txt              the WordPiece vocabulary, one token per line
     tokenizer_config.json  {"do_lower_case": bool}
@@ -24,28 +26,38 @@ import os
 from kbert.convert.google_ckpt import load_google_checkpoint
 from kbert.convert.safe_pickle import UnsafePickleError, load_pytorch_bin
 from kbert.convert.transformers_ckpt import (
-    CheckpointError, load_transformers_checkpoint, save_transformers_checkpoint,
-    transformers_weights_to_encoder)
+    CheckpointError, HeadWeightsWarning, load_transformers_checkpoint,
+    save_transformers_checkpoint, transformers_weights_to_encoder)
 
 ENCODER_FILE = "encoder.keras"
+PRETRAINER_FILE = "pretrainer.keras"
 
 __all__ = [
-    "CheckpointError", "UnsafePickleError", "load_google_checkpoint",
+    "CheckpointError", "HeadWeightsWarning", "UnsafePickleError", "load_google_checkpoint",
     "load_pytorch_bin", "load_transformers_checkpoint", "save_kbert_model",
     "save_transformers_checkpoint", "transformers_weights_to_encoder",
 ]
 
 
-def save_kbert_model(encoder, tokenizer, directory: str | os.PathLike) -> str:
-    """Write a kbert model directory (see the module docstring); returns the directory."""
+def save_kbert_model(model, tokenizer, directory: str | os.PathLike) -> str:
+    """Write a kbert model directory (see the module docstring); returns the directory.
+
+    `model` is a BertEncoder, or a BertPretrainer: then pretrainer.keras is written too, and
+    `kbert.load(directory)` gives the pretrainer back (its `.encoder` for everything else).
+    """
     import keras
 
+    from kbert.convert.transformers_ckpt import is_pretrainer
+
     directory = os.fspath(directory)
+    encoder = model.encoder if is_pretrainer(model) else model
     if len(tokenizer.vocab) != encoder.bert_config.vocab_size:
         raise CheckpointError(f"the tokenizer has {len(tokenizer.vocab)} entries but the "
                               f"encoder's vocab_size is {encoder.bert_config.vocab_size}")
     os.makedirs(directory, exist_ok=True)
     keras.saving.save_model(encoder, os.path.join(directory, ENCODER_FILE))
+    if is_pretrainer(model):
+        keras.saving.save_model(model, os.path.join(directory, PRETRAINER_FILE))
     encoder.bert_config.to_json(os.path.join(directory, "config.json"))
     tokenizer.vocab.save(directory)
     with open(os.path.join(directory, "tokenizer_config.json"), "w", encoding="utf-8") as f:

@@ -1,4 +1,4 @@
-"""Original Google BERT TF checkpoints (google-research/bert) -> `BertEncoder`.
+"""Original Google BERT TF checkpoints (google-research/bert) -> `BertEncoder` / `BertPretrainer`.
 
 A release directory holds `bert_config.json`, `bert_model.ckpt.{index,data-*}` and `vocab.txt`.
 Variables are read with `tf.train.load_checkpoint` (no graph is rebuilt). Names:
@@ -12,8 +12,17 @@ Variables are read with `tf.train.load_checkpoint` (no graph is rebuilt). Names:
     bert/encoder/layer_{i}/output/LayerNorm/{gamma,beta}
     bert/pooler/dense/{kernel,bias}
 
-Kernels are already [in, out]. Pre-training heads (`cls/...`) are skipped with a warning;
-optimizer slots (`.../adam_m`, `.../adam_v`) and `global_step` are ignored.
+Kernels are already [in, out]. Optimizer slots (`.../adam_m`, `.../adam_v`) and `global_step`
+are ignored. The pre-training heads
+
+    cls/predictions/transform/dense/{kernel,bias}          [H, H] ([in, out]), [H]
+    cls/predictions/transform/LayerNorm/{gamma,beta}
+    cls/predictions/output_bias                            [V] (the decoder is the word table)
+    cls/seq_relationship/output_weights                    [2, H] (stored [out, in]), output_bias [2]
+
+load into a `BertPretrainer` with `pretraining_heads=True` (what `kbert.load` asks for); without
+it they are skipped with a HeadWeightsWarning. The mapping goes through the transformers names
+(`kbert.convert.transformers_ckpt.head_values`), so both importers check heads alike.
 
 Activation: the original code's `gelu` is the tanh approximation, so `"hidden_act": "gelu"` in a
 bert_config.json maps to kbert's "gelu_tanh" (transformers' converter maps it to the exact erf
@@ -28,17 +37,29 @@ from __future__ import annotations
 import glob
 import os
 import re
-import warnings
 
 import numpy as np
 
 from kbert.convert.transformers_ckpt import (
-    CheckpointError, assign_weights, config_from_transformers, expected_shapes, read_json,
+    CheckpointError, build_model, config_from_transformers, expected_shapes, read_json,
     tokenizer_for_directory)
 
 CONFIG_NAMES = ("bert_config.json", "config.json")
 _OPTIMIZER_SLOT = re.compile(r"(/adam_[mv]|/Adam(_1)?|/Momentum)$")
 _IGNORED = ("global_step", "bad_steps", "good_steps", "loss_scale")
+# Google head variable -> (transformers key, transposed between the two layouts)
+GOOGLE_HEAD_NAMES = {
+    "cls/predictions/transform/dense/kernel": ("cls.predictions.transform.dense.weight", True),
+    "cls/predictions/transform/dense/bias": ("cls.predictions.transform.dense.bias", False),
+    "cls/predictions/transform/LayerNorm/gamma": ("cls.predictions.transform.LayerNorm.weight",
+                                                  False),
+    "cls/predictions/transform/LayerNorm/beta": ("cls.predictions.transform.LayerNorm.bias",
+                                                 False),
+    "cls/predictions/output_bias": ("cls.predictions.bias", False),
+    "cls/seq_relationship/output_weights": ("cls.seq_relationship.weight", False),
+    "cls/seq_relationship/output_bias": ("cls.seq_relationship.bias", False),
+}
+_HEAD_DISPLAY = {key: name for name, (key, _) in GOOGLE_HEAD_NAMES.items()}
 
 
 def google_to_transformers_key(name: str) -> str | None:
@@ -123,19 +144,30 @@ def read_google_weights(prefix: str) -> dict[str, np.ndarray]:
             if not _OPTIMIZER_SLOT.search(n) and n not in _IGNORED}
 
 
-def google_weights_to_encoder(variables: dict[str, np.ndarray], encoder,
-                              source: str = "checkpoint") -> None:
-    """Assign Google-named variables ({name: array}) to `encoder`, in place (all checked first)."""
-    weights, heads, unexpected = {}, [], []
+def _display(key: str) -> str:
+    if key in _HEAD_DISPLAY:
+        return _HEAD_DISPLAY[key]
+    return key.replace(".", "/") if key.startswith("cls.") else transformers_to_google_key(key)
+
+
+def google_weights_to_model(variables: dict[str, np.ndarray], config, source: str = "checkpoint",
+                            pretraining_heads: bool = False):
+    """Google-named variables ({name: array}) -> a BertEncoder, or a BertPretrainer when
+    `pretraining_heads` and the masked-LM head is there (everything is checked first)."""
+    weights, heads, unexpected = {}, {}, []
     for name, value in variables.items():
+        if name.startswith("cls/"):
+            key, transposed = GOOGLE_HEAD_NAMES.get(name, (name.replace("/", "."), False))
+            heads[key] = (name, np.transpose(value) if transposed else value)
+            continue
         key = google_to_transformers_key(name)
         if key is None:
-            (heads if name.startswith("cls/") else unexpected).append(name)
+            unexpected.append(name)
             continue
         weights[key] = (name, value)
     if unexpected:
         raise CheckpointError(f"{source}: unexpected variables {sorted(unexpected)[:10]}")
-    for key, expected in expected_shapes(encoder.bert_config).items():
+    for key, expected in expected_shapes(config).items():
         if key in weights:
             name, value = weights[key]
             want = expected[::-1] if _is_kernel(key) else expected
@@ -143,24 +175,24 @@ def google_weights_to_encoder(variables: dict[str, np.ndarray], encoder,
                 raise CheckpointError(f"{source}: {name} has shape {tuple(np.shape(value))}, but "
                                       f"the config implies {want}")
     converted = {k: (n, np.transpose(v) if _is_kernel(k) else v) for k, (n, v) in weights.items()}
-    assign_weights(converted, encoder, source, display=transformers_to_google_key)
-    if heads:
-        warnings.warn(f"{source}: {len(heads)} head variables are not part of the encoder and "
-                      f"were not imported (e.g. {heads[0]})", stacklevel=2)
+    return build_model(config, converted, heads, source, pretraining_heads, display=_display,
+                       noun="variables")
 
 
 def load_google_checkpoint(path: str | os.PathLike, hidden_act: str | None = None,
-                           lower_case: bool | None = None):
-    """A google-research/bert release (directory or checkpoint prefix) -> (BertEncoder, BertTokenizer).
+                           lower_case: bool | None = None, *, pretraining_heads: bool = False):
+    """A google-research/bert release (directory or checkpoint prefix) -> (model, BertTokenizer).
+
+    The model is a BertEncoder; with `pretraining_heads=True` a BertPretrainer when the
+    checkpoint holds the masked-LM head (`cls/predictions/...`).
 
     Args:
         path: the directory holding bert_config.json, vocab.txt and one bert_model.ckpt, or the
             checkpoint prefix (".../bert_model.ckpt") with those files beside it.
         hidden_act: override the activation ("gelu_tanh" is what the original code computes).
         lower_case: override the tokenizer's casing (default: inferred from the vocabulary).
+        pretraining_heads: load the MLM / NSP heads too (see the module docstring).
     """
-    from kbert.models.encoder import BertEncoder
-
     prefix, directory = find_checkpoint(os.fspath(path))
     config_path = next((os.path.join(directory, n) for n in CONFIG_NAMES
                         if os.path.isfile(os.path.join(directory, n))), None)
@@ -178,6 +210,6 @@ def load_google_checkpoint(path: str | os.PathLike, hidden_act: str | None = Non
 
         tokenizer = BertTokenizer(tokenizer.vocab, lower_case=lower_case,
                                   max_length=tokenizer.max_length)
-    encoder = BertEncoder.from_bert_config(config)
-    google_weights_to_encoder(read_google_weights(prefix), encoder, source=prefix)
-    return encoder, tokenizer
+    model = google_weights_to_model(read_google_weights(prefix), config, source=prefix,
+                                    pretraining_heads=pretraining_heads)
+    return model, tokenizer

@@ -6,9 +6,23 @@ A transformers BERT directory holds `config.json`, the weights (`model.safetenso
 (no code in the file can run).
 
 Key layouts: with a `bert.` prefix (BertForPreTraining, BertForMaskedLM, ...) or without
-(BertModel, e.g. all-MiniLM-L6-v2). Head weights (`cls.*`, `classifier.*`, `qa_outputs.*`) are
-not part of the encoder: they are skipped with a warning. Every other key must map onto the
-encoder and every encoder weight must be present, with its exact shape.
+(BertModel, e.g. all-MiniLM-L6-v2). Every non-head key must map onto the encoder and every
+encoder weight must be present, with its exact shape (the pooler alone may be absent from an
+MLM-only checkpoint: BertForMaskedLM has none; it is then fresh, with a HeadWeightsWarning).
+
+Pre-training heads (docs/convert.md): with `pretraining_heads=True` (what `kbert.load` asks for),
+a checkpoint holding the masked-LM head (`cls.predictions.*`) loads as a `BertPretrainer`:
+
+    cls.predictions.transform.dense.{weight,bias}      -> mlm_head/dense (kernel transposed)
+    cls.predictions.transform.LayerNorm.{weight,bias}  -> mlm_head/layer_norm
+    cls.predictions.bias (= cls.predictions.decoder.bias) -> mlm_head/output_bias
+    cls.predictions.decoder.weight (if stored)         must equal the word embeddings (kbert ties)
+    cls.seq_relationship.{weight [2, H], bias}         -> nsp_head (kernel [H, 2])
+
+A BertForMaskedLM has no NSP head: the pretrainer's is fresh and a HeadWeightsWarning says so.
+Otherwise (and for task heads: `classifier.*`, `qa_outputs.*`) head weights are skipped with a
+HeadWeightsWarning. `save_transformers_checkpoint` of a BertPretrainer writes the
+BertForPreTraining layout back (`bert.` prefix + `cls.*`, decoder tied, not stored).
 
 Layout differences handled here: transformers' Linear stores [out, in] (Keras Dense: [in, out]),
 and keeps query / key / value apart (kbert fuses them into one [H, 3H] kernel, columns
@@ -30,7 +44,7 @@ from typing import Any, Callable
 import numpy as np
 
 from kbert.config import BertConfig, ConfigError
-from kbert.errors import KbertError
+from kbert.errors import KbertError, KbertWarning
 
 CONFIG_FILE = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
@@ -50,6 +64,30 @@ _EXPORT_ACTIVATIONS = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu"}
 
 class CheckpointError(KbertError, ValueError):
     """A checkpoint that cannot be converted: missing files or keys, wrong shapes, bad config."""
+
+
+class HeadWeightsWarning(KbertWarning):
+    """A checkpoint's head weights were left out of the loaded model, or heads (and the pooler)
+    it lacks were freshly initialised; the message names them."""
+
+
+MLM_PREFIX = "cls.predictions."
+NSP_PREFIX = "cls.seq_relationship."
+DECODER_WEIGHT = "cls.predictions.decoder.weight"
+DECODER_BIAS = "cls.predictions.decoder.bias"
+POOLER_KEYS = ("pooler.dense.weight", "pooler.dense.bias")
+# BertPretrainer head weight -> (transformers key, stored transposed ([out, in]) there)
+MLM_HEAD_KEYS = {
+    "mlm_head/dense/kernel": ("cls.predictions.transform.dense.weight", True),
+    "mlm_head/dense/bias": ("cls.predictions.transform.dense.bias", False),
+    "mlm_head/layer_norm/gamma": ("cls.predictions.transform.LayerNorm.weight", False),
+    "mlm_head/layer_norm/beta": ("cls.predictions.transform.LayerNorm.bias", False),
+    "mlm_head/output_bias": ("cls.predictions.bias", False),
+}
+NSP_HEAD_KEYS = {
+    "nsp_head/kernel": ("cls.seq_relationship.weight", True),
+    "nsp_head/bias": ("cls.seq_relationship.bias", False),
+}
 
 
 # ------------------------------------------------------------------------------- config
@@ -243,13 +281,150 @@ def transformers_weights_to_encoder(state_dict: dict[str, np.ndarray], encoder,
     """Assign a transformers BERT state dict ({key: numpy array}) to `encoder`, in place.
 
     Raises CheckpointError naming any missing key, unexpected key or shape mismatch; nothing is
-    assigned unless everything fits. Head weights are skipped with a warning.
+    assigned unless everything fits. Head weights are skipped with a HeadWeightsWarning.
     """
     weights, heads = _canonical_keys(state_dict, source)
-    assign_weights(weights, encoder, source)
-    if heads:
-        warnings.warn(f"{source}: {len(heads)} head weights are not part of the encoder and were "
-                      f"not imported (e.g. {heads[0]})", stacklevel=2)
+    head_weights = {_canonical_head_key(k): (k, state_dict[k]) for k in heads}
+    assign_weights(weights, encoder, source, optional=_optional_keys(head_weights))
+    warn_about_heads(source, skipped=heads, fresh=_fresh_parts(weights, head_weights, False))
+
+
+def _canonical_head_key(key: str) -> str:
+    key = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", key)
+    return re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key)
+
+
+def _has(head_weights, prefix: str) -> bool:
+    return any(k.startswith(prefix) for k in head_weights)
+
+
+def _optional_keys(head_weights) -> tuple[str, ...]:
+    """The pooler may be absent from an MLM-only checkpoint (BertForMaskedLM has none)."""
+    mlm_only = _has(head_weights, MLM_PREFIX) and not _has(head_weights, NSP_PREFIX)
+    return POOLER_KEYS if mlm_only else ()
+
+
+def _fresh_parts(weights, head_weights, with_heads: bool) -> list[str]:
+    fresh = []
+    if any(k not in weights for k in POOLER_KEYS):
+        fresh.append("the pooler (pooler.dense.*)")
+    if with_heads and not _has(head_weights, NSP_PREFIX):
+        fresh.append(f"the next-sentence head ({NSP_PREFIX}*)")
+    return fresh
+
+
+def warn_about_heads(source: str, skipped=(), fresh=(), noun: str = "weights") -> None:
+    """One HeadWeightsWarning naming head weights left out and parts freshly initialised."""
+    parts = []
+    if skipped:
+        parts.append(f"{len(skipped)} head {noun} are not part of the loaded model and were "
+                     f"not imported (e.g. {min(skipped)})")
+    if fresh:
+        parts.append(f"the checkpoint has no {' and no '.join(f.removeprefix('the ') for f in fresh)}: "
+                     f"{'they are' if len(fresh) > 1 else 'it is'} freshly initialised (train "
+                     f"before relying on pooled_output / nsp_logits)")
+    if parts:
+        warnings.warn(f"{source}: " + "; ".join(parts), HeadWeightsWarning, stacklevel=3)
+
+
+def pretrainer_head_variables(pretrainer) -> dict[str, Any]:
+    """A BertPretrainer's head weights by the names of MLM_HEAD_KEYS / NSP_HEAD_KEYS."""
+    mlm, nsp = pretrainer.mlm_head, pretrainer.nsp_head
+    return {
+        "mlm_head/dense/kernel": mlm.dense.kernel, "mlm_head/dense/bias": mlm.dense.bias,
+        "mlm_head/layer_norm/gamma": mlm.layer_norm.gamma,
+        "mlm_head/layer_norm/beta": mlm.layer_norm.beta,
+        "mlm_head/output_bias": mlm.output_bias,
+        "nsp_head/kernel": nsp.kernel, "nsp_head/bias": nsp.bias,
+    }
+
+
+def head_values(head_weights: dict[str, tuple[str, np.ndarray]], config: BertConfig,
+                word_embeddings: np.ndarray, source: str,
+                display: Callable[[str], str] = lambda key: key) -> dict[str, np.ndarray]:
+    """{transformers head key: (name in the file, array)} -> {pretrainer head weight: array}.
+
+    Checks everything first: the MLM head complete, the NSP head complete or absent, shapes,
+    a stored decoder equal to the word embeddings (kbert ties it), no other `cls.*` key. Keys of
+    task heads (`classifier.*`, `qa_outputs.*`) are not looked at.
+    """
+    weights = dict(head_weights)
+    if DECODER_BIAS in weights:
+        name, bias = weights.pop(DECODER_BIAS)
+        if MLM_HEAD_KEYS["mlm_head/output_bias"][0] not in weights:
+            weights[MLM_HEAD_KEYS["mlm_head/output_bias"][0]] = (name, bias)
+        elif not np.array_equal(weights["cls.predictions.bias"][1], bias):
+            raise CheckpointError(f"{source}: {name} differs from {display('cls.predictions.bias')}"
+                                  f" (transformers ties the two)")
+    if DECODER_WEIGHT in weights:
+        name, decoder = weights.pop(DECODER_WEIGHT)
+        if np.shape(decoder) != np.shape(word_embeddings) or not np.array_equal(
+                np.asarray(decoder, np.float32), word_embeddings):
+            raise CheckpointError(
+                f"{source}: {name} differs from the word embeddings; kbert's masked-LM decoder is "
+                f"tied to them (an untied decoder cannot be imported)")
+    wanted = dict(MLM_HEAD_KEYS)
+    if _has(weights, NSP_PREFIX):
+        wanted.update(NSP_HEAD_KEYS)
+    keys = {key for key, _ in wanted.values()}
+    ours = {k: v for k, v in weights.items() if k.startswith("cls.")}
+    missing = sorted(display(k) for k in keys - set(ours))
+    unexpected = sorted(ours[k][0] for k in set(ours) - keys)
+    if missing or unexpected:
+        parts = ([f"missing keys {_listing(missing)}"] if missing else []) + (
+            [f"unexpected keys {_listing(unexpected)}"] if unexpected else [])
+        raise CheckpointError(f"{source}: incomplete or unknown pre-training heads: "
+                              + "; ".join(parts))
+    h, v = config.hidden_size, config.vocab_size
+    shapes = {"mlm_head/dense/kernel": (h, h), "mlm_head/dense/bias": (h,),
+              "mlm_head/layer_norm/gamma": (h,), "mlm_head/layer_norm/beta": (h,),
+              "mlm_head/output_bias": (v,), "nsp_head/kernel": (2, h), "nsp_head/bias": (2,)}
+    values = {}
+    for ours_name, (key, transposed) in wanted.items():
+        name, array = ours[key]
+        if tuple(np.shape(array)) != shapes[ours_name]:
+            raise CheckpointError(f"{source}: {name} has shape {tuple(np.shape(array))}, but the "
+                                  f"config implies {shapes[ours_name]}")
+        if not np.issubdtype(np.asarray(array).dtype, np.floating):
+            raise CheckpointError(f"{source}: {name} has dtype {np.asarray(array).dtype}, "
+                                  f"expected a float tensor")
+        array = np.asarray(array, np.float32)
+        values[ours_name] = _t(array) if transposed else array
+    return values
+
+
+def build_model(config: BertConfig, weights: dict[str, tuple[str, np.ndarray]],
+                head_weights: dict[str, tuple[str, np.ndarray]], source: str,
+                pretraining_heads: bool, display: Callable[[str], str] = lambda key: key,
+                noun: str = "weights"):
+    """A BertEncoder, or a BertPretrainer when `pretraining_heads` and the checkpoint has the
+    masked-LM head, from checked {transformers key: (name in the file, array)} maps (encoder
+    keys without prefix; head keys `cls.*`, `classifier.*`, ...). Warns once about heads left
+    out and parts freshly initialised."""
+    from kbert.models.encoder import BertEncoder
+
+    encoder = BertEncoder.from_bert_config(config)
+    with_heads = pretraining_heads and _has(head_weights, MLM_PREFIX)
+    assign_weights(weights, encoder, source, display=display,
+                   optional=_optional_keys(head_weights))
+    values = {}
+    if with_heads:  # all checked before the pretrainer is built
+        values = head_values(head_weights, config,
+                             np.asarray(weights["embeddings.word_embeddings.weight"][1],
+                                        np.float32), source, display)
+    skipped = [name for key, (name, _) in head_weights.items()
+               if not (with_heads and key.startswith("cls."))]
+    warn_about_heads(source, skipped=skipped,
+                     fresh=_fresh_parts(weights, head_weights, with_heads), noun=noun)
+    if not with_heads:
+        return encoder
+    from kbert.models.pretrainer import BertPretrainer
+
+    model = BertPretrainer(encoder)
+    variables = pretrainer_head_variables(model)
+    for name, value in values.items():
+        variables[name].assign(value.astype(variables[name].dtype))
+    return model
 
 
 def _listing(keys: list[str]) -> str:
@@ -257,16 +432,18 @@ def _listing(keys: list[str]) -> str:
 
 
 def assign_weights(weights: dict[str, tuple[str, np.ndarray]], encoder, source: str,
-                   display: Callable[[str], str] = lambda key: key) -> None:
+                   display: Callable[[str], str] = lambda key: key,
+                   optional: tuple[str, ...] = ()) -> None:
     """Assign {transformers key without prefix: (name in the file, array)} to `encoder`.
 
     `display` turns a transformers key into the name the file would use, for error messages.
-    All checks run before the first assignment.
+    Keys in `optional` may be missing (their variables keep their initial values). All checks
+    run before the first assignment.
     """
     mapping = _mapping(encoder.bert_config.num_layers)
     variables = encoder_variables(encoder)
     needed = {key for keys, _ in mapping.values() for key in keys}
-    missing = sorted(display(k) for k in needed - set(weights))
+    missing = sorted(display(k) for k in needed - set(weights) - set(optional))
     unexpected = sorted(weights[k][0] for k in set(weights) - needed)
     if missing or unexpected:
         parts = []
@@ -279,6 +456,8 @@ def assign_weights(weights: dict[str, tuple[str, np.ndarray]], encoder, source: 
             f"(config): " + "; ".join(parts))
     shapes = expected_shapes(encoder.bert_config)
     for key, expected in shapes.items():
+        if key not in weights:  # an optional key
+            continue
         name, array = weights[key]
         if tuple(np.shape(array)) != expected:
             raise CheckpointError(f"{source}: {name} has shape {tuple(np.shape(array))}, but the "
@@ -288,6 +467,8 @@ def assign_weights(weights: dict[str, tuple[str, np.ndarray]], encoder, source: 
                                   f"expected a float tensor")
     values = {}
     for name, (keys, convert) in mapping.items():
+        if any(k not in weights for k in keys):  # an optional key
+            continue
         value = convert(*[np.asarray(weights[k][1], np.float32) for k in keys])
         if value.shape != tuple(variables[name].shape):  # a bug here, not in the file
             raise AssertionError(f"{name}: converted {value.shape}, variable "
@@ -295,6 +476,22 @@ def assign_weights(weights: dict[str, tuple[str, np.ndarray]], encoder, source: 
         values[name] = value
     for name, value in values.items():
         variables[name].assign(value.astype(variables[name].dtype))
+
+
+def is_pretrainer(model) -> bool:
+    """A BertPretrainer (the encoder with its MLM and NSP heads)?"""
+    return hasattr(model, "mlm_head") and hasattr(model, "nsp_head") and hasattr(model, "encoder")
+
+
+def pretrainer_to_transformers_weights(pretrainer) -> dict[str, np.ndarray]:
+    """A BertPretrainer as a transformers `BertForPreTraining` state dict: `bert.` + the
+    encoder's keys, and `cls.*` (the decoder is tied to the word embeddings, so not stored)."""
+    out = {f"bert.{k}": v for k, v in encoder_to_transformers_weights(pretrainer.encoder).items()}
+    variables = pretrainer_head_variables(pretrainer)
+    for name, (key, transposed) in {**MLM_HEAD_KEYS, **NSP_HEAD_KEYS}.items():
+        value = np.asarray(variables[name].numpy(), np.float32)
+        out[key] = _t(value) if transposed else np.ascontiguousarray(value)
+    return out
 
 
 def encoder_to_transformers_weights(encoder) -> dict[str, np.ndarray]:
@@ -376,14 +573,15 @@ def tokenizer_for_directory(directory: str, config: BertConfig, vocab_file: str 
                          max_length=min(512, config.max_position_embeddings))
 
 
-def load_transformers_checkpoint(directory: str | os.PathLike):
-    """A transformers BERT directory -> (BertEncoder, BertTokenizer).
+def load_transformers_checkpoint(directory: str | os.PathLike, *,
+                                 pretraining_heads: bool = False):
+    """A transformers BERT directory -> (model, BertTokenizer).
 
     Reads config.json, model.safetensors (or its sharded index, or pytorch_model.bin, unpickled
     safely) and vocab.txt (tokenizer_config.json's do_lower_case is honoured when present).
+    The model is a BertEncoder; with `pretraining_heads=True` it is a BertPretrainer when the
+    checkpoint holds the masked-LM head (see the module docstring), else still the encoder.
     """
-    from kbert.models.encoder import BertEncoder
-
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
         raise CheckpointError(f"{directory} is not a directory")
@@ -391,9 +589,10 @@ def load_transformers_checkpoint(directory: str | os.PathLike):
     config = config_from_transformers(read_json(config_path), config_path)
     tokenizer = tokenizer_for_directory(directory, config)
     state, source = read_transformers_weights(directory)
-    encoder = BertEncoder.from_bert_config(config)
-    transformers_weights_to_encoder(state, encoder, source=source)
-    return encoder, tokenizer
+    weights, heads = _canonical_keys(state, source)
+    head_weights = {_canonical_head_key(k): (k, state[k]) for k in heads}
+    model = build_model(config, weights, head_weights, source, pretraining_heads)
+    return model, tokenizer
 
 
 def _vocab_tokens(vocab) -> list[str]:
@@ -408,18 +607,20 @@ def _vocab_tokens(vocab) -> list[str]:
     return list(vocab.tokens if isinstance(vocab, Vocabulary) else vocab)
 
 
-def save_transformers_checkpoint(encoder, directory: str | os.PathLike, vocab=None,
+def save_transformers_checkpoint(model, directory: str | os.PathLike, vocab=None,
                                  lower_case: bool | None = None) -> str:
-    """Write `encoder` as a transformers `BertModel` directory; returns the directory.
+    """Write a BertEncoder as a transformers `BertModel` directory, or a BertPretrainer as a
+    `BertForPreTraining` one (encoder + MLM and NSP heads); returns the directory.
 
     Files: config.json, model.safetensors (float32, [out, in] kernels, separate q/k/v) and, when
     `vocab` is given (a BertTokenizer, Vocabulary, vocab.txt path or token list), vocab.txt and
-    tokenizer_config.json. `transformers.BertModel.from_pretrained(directory)` loads it.
+    tokenizer_config.json. `transformers.BertModel.from_pretrained(directory)` (or
+    `BertForPreTraining.from_pretrained` for a pretrainer) loads it with no missing key.
     """
     from safetensors.numpy import save_file
 
     directory = os.fspath(directory)
-    config = encoder.bert_config
+    config = model.bert_config
     tokens = _vocab_tokens(vocab)
     if tokens and len(tokens) != config.vocab_size:
         raise CheckpointError(f"the vocabulary has {len(tokens)} entries but the encoder's "
@@ -427,11 +628,16 @@ def save_transformers_checkpoint(encoder, directory: str | os.PathLike, vocab=No
     if lower_case is None and vocab is not None:
         lower_case = getattr(vocab, "lower_case", None)
     os.makedirs(directory, exist_ok=True)
+    values = config_to_transformers(config)
+    if is_pretrainer(model):
+        values.update(architectures=["BertForPreTraining"], tie_word_embeddings=True)
+        state = pretrainer_to_transformers_weights(model)
+    else:
+        state = encoder_to_transformers_weights(model)
     with open(os.path.join(directory, CONFIG_FILE), "w", encoding="utf-8") as f:
-        json.dump(config_to_transformers(config), f, indent=2)
+        json.dump(values, f, indent=2)
         f.write("\n")
-    save_file(encoder_to_transformers_weights(encoder), os.path.join(directory, SAFETENSORS_FILE),
-              metadata={"format": "pt"})
+    save_file(state, os.path.join(directory, SAFETENSORS_FILE), metadata={"format": "pt"})
     if tokens:
         with open(os.path.join(directory, VOCAB_FILE), "w", encoding="utf-8", newline="\n") as f:
             f.writelines(t + "\n" for t in tokens)
