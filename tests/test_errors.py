@@ -28,6 +28,7 @@ EXPECTED = {
     "kbert.data.tfrecords": {"PairFileError": ValueError},
     "kbert.convert.transformers_ckpt": {"CheckpointError": ValueError},
     "kbert.convert.safe_pickle": {"UnsafePickleError": ValueError},
+    "kbert.convert.keras_hub_preset": {"PresetExportWarning": UserWarning},
     "kbert.export.saved_model": {"ExportError": ValueError},
     "kbert.export.op_check": {"OpCheckError": ValueError},
     "kbert.export.litert": {"LiteRTError": ValueError},

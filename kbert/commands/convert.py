@@ -1,14 +1,18 @@
-"""`kbert convert`: import transformers or Google BERT weights, or export to transformers.
+"""`kbert convert`: import transformers or Google BERT weights, export to transformers or keras-hub.
 
     kbert convert --from-transformers path/to/all-MiniLM-L6-v2 --output runs/minilm
     kbert convert --from-google uncased_L-2_H-128_A-2/ --output runs/bert-tiny
     kbert convert --to-transformers runs/minilm --output runs/minilm-hf
+    kbert convert --to-keras-hub runs/minilm --output runs/minilm-keras-hub
 
 Imports write a kbert model directory (see `kbert.convert`): encoder.keras, config.json,
 vocab.txt, tokenizer_config.json; `--to-transformers` reads any supported directory and writes a
-transformers `BertModel` directory (config.json, model.safetensors, vocab.txt). After writing, the
-output is loaded back and its outputs on a probe sentence compared with the source's
-(`--no-verify` skips this).
+transformers `BertModel` directory (config.json, model.safetensors, vocab.txt); `--to-keras-hub`
+writes a keras-hub preset (config.json, model.weights.h5, tokenizer.json, assets/tokenizer/...)
+that `keras_hub.models.BertBackbone.from_preset` loads. After writing, the output is loaded back
+and its outputs on a probe sentence compared with the source's (`--no-verify` skips this). A
+keras-hub preset always computes the tanh GELU: the comparison is then with the source run with
+the tanh GELU too, and the difference that the GELU form makes is printed beside it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -32,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "bert_model.ckpt.*, vocab.txt")
     source.add_argument("--to-transformers", metavar="DIR",
                         help="a kbert (or transformers / Google) model dir to export")
+    source.add_argument("--to-keras-hub", metavar="DIR",
+                        help="a kbert (or transformers / Google / keras-hub) model dir to export "
+                             "as a keras-hub BertBackbone preset")
     parser.add_argument("--output", required=True, help="directory to write")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into an --output directory that already holds files")
@@ -48,6 +56,15 @@ def _probe_outputs(encoder, tokenizer) -> np.ndarray:
     out = encoder({k: np.asarray(v) for k, v in packed.items()})
     return np.concatenate([np.asarray(out["sequence_output"]).ravel(),
                            np.asarray(out["pooled_output"]).ravel()])
+
+
+def _with_activation(encoder, hidden_act: str):
+    """The same weights in an encoder computing `hidden_act`."""
+    from kbert.models.encoder import BertEncoder
+
+    other = BertEncoder.from_bert_config(encoder.bert_config.replace(hidden_act=hidden_act))
+    other.set_weights(encoder.get_weights())
+    return other
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,9 +87,14 @@ def run(args: argparse.Namespace) -> int:
         encoder, tokenizer = convert.load_google_checkpoint(args.from_google,
                                                             hidden_act=args.hidden_act)
         convert.save_kbert_model(encoder, tokenizer, args.output)
-    else:
+    elif args.to_transformers:
         encoder, tokenizer = reload(args.to_transformers)
         convert.save_transformers_checkpoint(encoder, args.output, vocab=tokenizer)
+    else:
+        encoder, tokenizer = reload(args.to_keras_hub)
+        with warnings.catch_warnings():  # the GELU form: printed with its measured size below
+            warnings.simplefilter("ignore", convert.PresetExportWarning)
+            convert.save_keras_hub_preset(encoder, args.output, vocab=tokenizer)
     c = encoder.bert_config
     print(f"BERT L={c.num_layers} H={c.hidden_size} A={c.num_heads} I={c.intermediate_size} "
           f"vocab={c.vocab_size} act={c.hidden_act}: {encoder.count_params():,} parameters")
@@ -80,6 +102,13 @@ def run(args: argparse.Namespace) -> int:
           f"({time.perf_counter() - start:.1f}s)")
     if args.verify:
         expected = _probe_outputs(encoder, tokenizer)
+        if args.to_keras_hub and c.hidden_act != "gelu_tanh":
+            source_outputs = expected
+            expected = _probe_outputs(_with_activation(encoder, "gelu_tanh"), tokenizer)
+            gelu = float(np.abs(expected - source_outputs).max())
+            print(f"note: keras-hub computes the tanh GELU, this model {c.hidden_act!r}: its "
+                  f"outputs differ by at most {gelu:.2e} (the model verified below is the "
+                  f"source with the tanh GELU)")
         got = _probe_outputs(*reload(args.output))
         diff = float(np.abs(got - expected).max())
         print(f"verified: reloaded outputs differ from the source by at most {diff:.2e}")

@@ -1,4 +1,5 @@
-"""Pretrained weights in and out: transformers and Google BERT checkpoints, and kbert's own format.
+"""Pretrained weights in and out: transformers and Google BERT checkpoints, keras-hub presets
+(`keras_hub_preset.py`), and kbert's own format.
 
 A kbert model directory (what `kbert convert --output` and `save_kbert_model` write):
 
@@ -22,6 +23,8 @@ import json
 import os
 
 from kbert.convert.google_ckpt import load_google_checkpoint
+from kbert.convert.keras_hub_preset import (PresetExportWarning, load_keras_hub_preset,
+                                            save_keras_hub_preset)
 from kbert.convert.safe_pickle import UnsafePickleError, load_pytorch_bin
 from kbert.convert.transformers_ckpt import (
     CheckpointError, load_transformers_checkpoint, save_transformers_checkpoint,
@@ -30,8 +33,8 @@ from kbert.convert.transformers_ckpt import (
 ENCODER_FILE = "encoder.keras"
 
 __all__ = [
-    "CheckpointError", "UnsafePickleError", "load_google_checkpoint",
-    "load_pytorch_bin", "load_transformers_checkpoint", "save_kbert_model",
+    "CheckpointError", "PresetExportWarning", "UnsafePickleError", "load_google_checkpoint",
+    "load_keras_hub_preset", "load_pytorch_bin", "save_keras_hub_preset", "load_transformers_checkpoint", "save_kbert_model",
     "save_transformers_checkpoint", "transformers_weights_to_encoder",
 ]
 

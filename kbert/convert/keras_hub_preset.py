@@ -381,7 +381,8 @@ def load_keras_hub_preset(directory: str | os.PathLike, lower_case: bool | None 
     read_keras_hub_weights(weights, encoder)
     if os.path.isfile(os.path.join(directory, TASK_WEIGHTS_FILE)):
         warnings.warn(f"{directory}: the task head in {TASK_WEIGHTS_FILE} is not imported; "
-                      f"kbert loads the backbone (fine-tune a kbert head on it)", stacklevel=2)
+                      f"kbert loads the backbone (fine-tune a kbert head on it)", KbertWarning,
+                      stacklevel=2)
     return encoder, tokenizer
 
 
