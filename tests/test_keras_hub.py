@@ -42,8 +42,9 @@ GELU_FORM_MINILM = 5e-3
 
 def random_backbone(seed=0, **changes):
     """A tiny keras-hub BertBackbone with every weight random."""
-    values = dict(name="bert_backbone", vocabulary_size=len(TOKENS), num_layers=2, num_heads=2, hidden_dim=16,
-                  intermediate_dim=24, max_sequence_length=20)
+    values = {"name": "bert_backbone", "vocabulary_size": len(TOKENS), "num_layers": 2,
+              "num_heads": 2, "hidden_dim": 16, "intermediate_dim": 24,
+              "max_sequence_length": 20}
     values.update(changes)
     backbone = keras_hub.models.BertBackbone(**values)
     rng = np.random.default_rng(seed)
@@ -64,7 +65,7 @@ def max_diff(a, b):
 def kbert_cli(*args):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-m", "kbert.cli", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "kbert.cli", *args], env=env, check=False,
                           capture_output=True, text=True, timeout=600)
 
 
@@ -175,8 +176,8 @@ def test_written_h5_has_keras_hubs_own_layout(tmp_path):
 
     assert layout(tmp_path / "ours" / "model.weights.h5") == \
         layout(tmp_path / "theirs" / "model.weights.h5")
-    ours = json.load(open(tmp_path / "ours" / "config.json"))
-    theirs = json.load(open(tmp_path / "theirs" / "config.json"))
+    ours = json.loads((tmp_path / "ours" / "config.json").read_text())
+    theirs = json.loads((tmp_path / "theirs" / "config.json").read_text())
     ours["config"]["dropout"] = theirs["config"]["dropout"]
     assert ours == theirs
 
@@ -193,30 +194,30 @@ def test_keras_hub_config_is_not_a_transformers_config(tmp_path):
 def test_bad_presets_give_one_line_errors(tmp_path):
     random_backbone().save_to_preset(str(tmp_path / "p"))
     config_path = tmp_path / "p" / "config.json"
-    config = json.load(open(config_path))
+    config = json.loads(config_path.read_text())
 
     config["class_name"] = "RobertaBackbone"
-    json.dump(config, open(config_path, "w"))
+    config_path.write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="RobertaBackbone.*BertBackbone only"):
         kbert.load(tmp_path / "p")
 
     config["class_name"] = "BertBackbone"
     config["config"]["num_layers"] = 3
-    json.dump(config, open(config_path, "w"))
+    config_path.write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="transformer_encoder_2.*3 layers"):
         kbert.load(tmp_path / "p")
 
     config["config"]["num_layers"] = 1
-    json.dump(config, open(config_path, "w"))
+    config_path.write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="more transformer layers"):
         kbert.load(tmp_path / "p")
 
     config["config"].update(num_layers=2, hidden_dim=32)
-    json.dump(config, open(config_path, "w"))
+    config_path.write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="shape .* implies"):
         kbert.load(tmp_path / "p")
 
-    open(config_path, "w").write("{not json")
+    config_path.write_text("{not json")
     with pytest.raises((CheckpointError, ModelSourceError), match="config.json"):
         kbert.load(tmp_path / "p")
 
@@ -249,8 +250,12 @@ def test_minilm_round_trip_through_keras_hub(minilm_dir, tmp_path):
         source.encoder.bert_config.replace(hidden_act="gelu_tanh"))
     tanh_source.set_weights(source.encoder.get_weights())
     mask = inputs["padding_mask"][..., None]
-    real = lambda o: (o[0] * mask, o[1])  # noqa: E731 (padded rows: any value is fine)
-    assert max_diff(real(outputs(back.encoder, inputs)), real(outputs(tanh_source, inputs))) <= SAME
+
+    def real(out):  # padded rows may hold anything
+        return out[0] * mask, out[1]
+
+    assert max_diff(real(outputs(back.encoder, inputs)),
+                    real(outputs(tanh_source, inputs))) <= SAME
     backbone = keras_hub.models.BertBackbone.from_preset(str(tmp_path / "minilm"))
     keras_hub_out = real(outputs(backbone, inputs))
     assert max_diff(real(outputs(back.encoder, inputs)), keras_hub_out) <= SAME

@@ -6,7 +6,8 @@ A keras-hub preset directory (what `BertBackbone.save_to_preset` / `BertTextClas
     config.json                       {"module", "class_name": "BertBackbone", "config": {
                                       vocabulary_size, num_layers, num_heads, hidden_dim,
                                       intermediate_dim, dropout, max_sequence_length,
-                                      num_segments, ...}, "registered_name": "keras_hub>BertBackbone"}
+                                      num_segments, ...},
+                                      "registered_name": "keras_hub>BertBackbone"}
     model.weights.h5                  the backbone's weights in Keras' saving layout (below)
     metadata.json                     keras_version, keras_hub_version, parameter_count, ...
     tokenizer.json                    (with a tokenizer) the BertTokenizer config: lowercase, ...
@@ -31,8 +32,10 @@ Weight paths in model.weights.h5 (`vars/0` = kernel / embeddings / gamma, `vars/
     layers/embedding/vars/0                           segment_embedding    [segments, H]
     layers/layer_normalization/vars/{0,1}             embeddings_layer_norm
     layers/transformer_encoder{,_1,_2...}/            transformer_layer_{i}
-        _self_attention_layer/{query,key,value}_dense/vars/{0,1}   [H, heads, head_dim], [heads, head_dim]
-        _self_attention_layer/output_dense/vars/{0,1}              [heads, head_dim, H], [H]
+        _self_attention_layer/{query,key,value}_dense/vars/{0,1}
+                                                    [H, heads, head_dim], [heads, head_dim]
+        _self_attention_layer/output_dense/vars/{0,1}
+                                                    [heads, head_dim, H], [H]
         _self_attention_layer_norm, _feedforward_layer_norm        gamma, beta
         _feedforward_intermediate_dense, _feedforward_output_dense [H, I], [I, H] + biases
     layers/dense/vars/{0,1}                           pooled_dense (tanh)  [H, H], [H]
@@ -392,11 +395,12 @@ def save_keras_hub_preset(encoder, directory: str | os.PathLike, vocab=None,
 
     Files: config.json, model.weights.h5, metadata.json and, when `vocab` is given (a
     BertTokenizer, Vocabulary, vocab path or token list), tokenizer.json, preprocessor.json
-    (sequence_length = the model's positions, at most 512) and assets/tokenizer/vocabulary.txt, so `keras_hub.models.BertBackbone.from_preset(directory)`,
+    (sequence_length = the model's positions, at most 512) and assets/tokenizer/vocabulary.txt,
+    so `keras_hub.models.BertBackbone.from_preset(directory)`,
     `BertTokenizer.from_preset` and `BertTextClassifier.from_preset(directory, num_classes=n)`
     load it. Warns (PresetExportWarning) where keras-hub will compute something else.
     """
-    from kbert.convert.transformers_ckpt import _vocab_tokens  # noqa: PLC2701 (same package)
+    from kbert.convert.transformers_ckpt import _vocab_tokens  # same package
 
     directory = os.fspath(directory)
     config = encoder.bert_config
