@@ -84,6 +84,19 @@ def test_backbone_preset_loads_with_keras_hub_outputs(tmp_path):
     assert diff <= SAME, diff
 
 
+def test_bfloat16_preset_loads_as_float32(tmp_path):
+    backbone = random_backbone(seed=8, dtype="bfloat16")
+    backbone.save_to_preset(str(tmp_path / "bf16"))
+    encoder = kbert.load(tmp_path / "bf16").encoder  # keras stores bfloat16 as raw 2-byte values
+    assert all(w.dtype == np.float32 for w in encoder.get_weights())
+    theirs = {w.path: np.asarray(w.numpy(), np.float32) for w in backbone.weights}
+    np.testing.assert_array_equal(
+        encoder.get_layer("embeddings").token_embedding.embeddings.numpy(),
+        theirs["token_embedding/embeddings"])
+    np.testing.assert_array_equal(encoder.get_layer("pooler").kernel.numpy(),
+                                  theirs["pooled_dense/kernel"])
+
+
 def test_task_preset_loads_with_its_vocabulary(tmp_path):
     backbone = random_backbone(seed=3)
     for lowercase in (True, False):

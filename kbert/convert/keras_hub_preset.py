@@ -241,6 +241,23 @@ def _to_keras_hub(name: str, value: np.ndarray, config: BertConfig) -> list[np.n
     return [value]
 
 
+def _float_array(dataset, path: str) -> np.ndarray:
+    """An h5 dataset as float32. Keras stores bfloat16 as raw 2-byte values with a `dtype`
+    attribute (a preset saved with dtype="bfloat16"); quantized (integer) weights are refused."""
+    value = dataset[()]
+    stored = dataset.attrs.get("dtype")
+    if isinstance(stored, bytes):
+        stored = stored.decode()
+    if stored == "bfloat16" and value.dtype.itemsize == 2:
+        import ml_dtypes  # a Keras dependency
+
+        value = value.view(ml_dtypes.bfloat16)
+    if not np.issubdtype(value.dtype, np.floating) and str(value.dtype) != "bfloat16":
+        raise CheckpointError(f"{path}: {dataset.name} holds {stored or value.dtype} values, not "
+                              f"floats (quantized presets are not supported)")
+    return np.asarray(value, np.float32)
+
+
 def read_keras_hub_weights(path: str, encoder) -> None:
     """Assign model.weights.h5 (keras-hub's BertBackbone layout) to `encoder`, in place.
 
@@ -264,7 +281,7 @@ def read_keras_hub_weights(path: str, encoder) -> None:
                     raise CheckpointError(
                         f"{path}: no {dataset} (the weight of kbert's {name}): not a keras-hub "
                         f"BertBackbone with {config.num_layers} layers, as config.json says")
-                arrays.append(np.asarray(h5[dataset][()], np.float32))
+                arrays.append(_float_array(h5[dataset], path))
             try:
                 value = _to_kbert(name, arrays, config.hidden_size)
             except ValueError:
