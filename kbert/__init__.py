@@ -22,6 +22,8 @@ _EXPORTS = {
     "load_transformers_checkpoint": "kbert.convert",
     "save_transformers_checkpoint": "kbert.convert",
     "load_google_checkpoint": "kbert.convert",
+    "load_keras_hub_preset": "kbert.convert",
+    "save_keras_hub_preset": "kbert.convert",
     "save_kbert_model": "kbert.convert",
     "BertEncoder": "kbert.models.encoder",
     "BertClassifier": "kbert.tasks",

@@ -5,6 +5,10 @@ and export read models through it.
 A directory is recognised by the first of these rules that holds (the documented precedence):
 
     kind            what it holds                                  model
+    keras_hub       config.json of a Keras object (class_name      BertEncoder (tanh GELU, as
+                    BertBackbone) + model.weights.h5: a keras-hub  keras-hub computes); tokenizer
+                    preset, backbone or task (its task.json is     from assets/tokenizer/ when
+                    keras-hub's, not kbert's)                      present
     task            task.json + model.keras (kbert finetune,       the task model (BertClassifier,
                     TaskModel.save_pretrained)                     ...), tokenizer attached
     pretrain_run    pretrainer.keras (+ encoder.keras, vocab.txt:  BertPretrainer (MLM + NSP
@@ -49,6 +53,7 @@ import os
 from kbert.config import read_json_file
 from kbert.convert.google_ckpt import load_google_checkpoint
 from kbert.convert.keras_files import load_keras_file
+from kbert.convert.keras_hub_preset import is_keras_hub_preset, load_keras_hub_preset
 from kbert.convert.transformers_ckpt import (CheckpointError, load_transformers_checkpoint,
                                              tokenizer_for_directory)
 from kbert.hub import resolve
@@ -59,7 +64,7 @@ PRETRAINER_FILE = "pretrainer.keras"
 ENCODER_FILE = "encoder.keras"
 VOCAB_FILE = "vocab.txt"
 
-KINDS = ("task", "pretrain_run", "kbert_model", "transformers", "google", "keras_file")
+KINDS = ("keras_hub", "task", "pretrain_run", "kbert_model", "transformers", "google", "keras_file")
 
 # Every module that defines a class registered with Keras (package "kbert"): imported before a
 # `.keras` archive is deserialised. Task heads are named here rather than imported at the top,
@@ -102,6 +107,8 @@ def detect(source: str | os.PathLike) -> str:
         raise ModelSourceError(f"{path} does not exist: pass a model directory, a .keras file "
                                f"or a Google checkpoint prefix")
     has = lambda name: os.path.isfile(os.path.join(path, name))  # noqa: E731
+    if is_keras_hub_preset(path):  # before "task": a keras-hub task preset has a task.json too
+        return "keras_hub"
     if has(TASK_FILE):
         return "task"
     if has(PRETRAINER_FILE):
@@ -120,7 +127,8 @@ def detect(source: str | os.PathLike) -> str:
     raise ModelSourceError(
         f"{path}: not a model directory (expected {TASK_FILE} of a fine-tuned model, "
         f"{PRETRAINER_FILE} of a pre-training run, {ENCODER_FILE}, a transformers checkpoint "
-        f"(config.json + model.safetensors) or a Google BERT checkpoint (bert_config.json))")
+        f"(config.json + model.safetensors), a keras-hub preset (config.json + "
+        f"model.weights.h5) or a Google BERT checkpoint (bert_config.json))")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,6 +251,8 @@ def load(source: str | os.PathLike, *, lower_case: bool | None = None) -> Loaded
     elif kind == "google":
         model, tokenizer = load_google_checkpoint(path, lower_case=lower_case,
                                                   pretraining_heads=True)
+    elif kind == "keras_hub":
+        model, tokenizer = load_keras_hub_preset(path, lower_case=lower_case)
     else:
         file = {"pretrain_run": os.path.join(path, PRETRAINER_FILE),
                 "kbert_model": os.path.join(path, ENCODER_FILE)}.get(kind, path)

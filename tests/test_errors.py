@@ -29,6 +29,7 @@ EXPECTED = {
     "kbert.convert.transformers_ckpt": {"CheckpointError": ValueError,
                                         "HeadWeightsWarning": UserWarning},
     "kbert.convert.safe_pickle": {"UnsafePickleError": ValueError},
+    "kbert.convert.keras_hub_preset": {"PresetExportWarning": UserWarning},
     "kbert.export.saved_model": {"ExportError": ValueError},
     "kbert.export.op_check": {"OpCheckError": ValueError},
     "kbert.export.litert": {"LiteRTError": ValueError},

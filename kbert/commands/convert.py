@@ -1,9 +1,10 @@
-"""`kbert convert`: import transformers or Google BERT weights, or export to transformers.
+"""`kbert convert`: import transformers or Google BERT weights, export to transformers or keras-hub.
 
     kbert convert --from-transformers path/to/all-MiniLM-L6-v2 --output runs/minilm
     kbert convert --from-transformers google-bert/bert-base-uncased --output runs/bert-base
     kbert convert --from-google uncased_L-2_H-128_A-2/ --output runs/bert-tiny
     kbert convert --to-transformers runs/minilm --output runs/minilm-hf
+    kbert convert --to-keras-hub runs/minilm --output runs/minilm-keras-hub
 
 Imports write a kbert model directory (see `kbert.convert`): encoder.keras, config.json,
 vocab.txt, tokenizer_config.json, and pretrainer.keras when the checkpoint is whole (it holds the
@@ -13,6 +14,10 @@ directory (config.json, model.safetensors, vocab.txt), or a `BertForPreTraining`
 source has its pre-training heads (a `kbert pretrain` run, a whole checkpoint). After writing,
 the output is loaded back and its outputs on a probe sentence (MLM and NSP logits too, for a
 pretrainer) compared with the source's (`--no-verify` skips this).
+`--to-keras-hub` writes a keras-hub preset (config.json, model.weights.h5, tokenizer.json,
+assets/tokenizer/...) that `keras_hub.models.BertBackbone.from_preset` loads. A keras-hub preset
+always computes the tanh GELU: the comparison is then with the source run with the tanh GELU
+too, and the difference that the GELU form makes is printed beside it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -37,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "bert_model.ckpt.*, vocab.txt")
     source.add_argument("--to-transformers", metavar="DIR",
                         help="a kbert (or transformers / Google) model dir to export")
+    source.add_argument("--to-keras-hub", metavar="DIR",
+                        help="a kbert (or transformers / Google / keras-hub) model dir to export "
+                             "as a keras-hub BertBackbone preset")
     parser.add_argument("--output", required=True, help="directory to write")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into an --output directory that already holds files")
@@ -63,10 +72,19 @@ def _probe_outputs(model, tokenizer) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def _with_activation(encoder, hidden_act: str):
+    """The same weights in an encoder computing `hidden_act`."""
+    from kbert.models.encoder import BertEncoder
+
+    other = BertEncoder.from_bert_config(encoder.bert_config.replace(hidden_act=hidden_act))
+    other.set_weights(encoder.get_weights())
+    return other
+
+
 def run(args: argparse.Namespace) -> int:
     from kbert import convert
     from kbert.hub import resolve
-    from kbert.loading import ModelSourceError, load
+    from kbert.loading import ModelSourceError, encoder_of, load
     from kbert.outputs import check_output
 
     def reload(directory):  # the pretrainer of a whole checkpoint, else the encoder
@@ -86,9 +104,15 @@ def run(args: argparse.Namespace) -> int:
         model, tokenizer = convert.load_google_checkpoint(
             args.from_google, hidden_act=args.hidden_act, pretraining_heads=True)
         convert.save_kbert_model(model, tokenizer, args.output)
-    else:
+    elif args.to_transformers:
         model, tokenizer = reload(args.to_transformers)
         convert.save_transformers_checkpoint(model, args.output, vocab=tokenizer)
+    else:  # a keras-hub preset holds the backbone only
+        model, tokenizer = reload(args.to_keras_hub)
+        model = encoder_of(model)
+        with warnings.catch_warnings():  # the GELU form: printed with its measured size below
+            warnings.simplefilter("ignore", convert.PresetExportWarning)
+            convert.save_keras_hub_preset(model, args.output, vocab=tokenizer)
     c = model.bert_config
     heads = " with MLM + NSP heads" if type(model).__name__ == "BertPretrainer" else ""
     print(f"BERT L={c.num_layers} H={c.hidden_size} A={c.num_heads} I={c.intermediate_size} "
@@ -97,6 +121,13 @@ def run(args: argparse.Namespace) -> int:
           f"({time.perf_counter() - start:.1f}s)")
     if args.verify:
         expected = _probe_outputs(model, tokenizer)
+        if args.to_keras_hub and c.hidden_act != "gelu_tanh":
+            source_outputs = expected
+            expected = _probe_outputs(_with_activation(model, "gelu_tanh"), tokenizer)
+            gelu = float(np.abs(expected - source_outputs).max())
+            print(f"note: keras-hub computes the tanh GELU, this model {c.hidden_act!r}: its "
+                  f"outputs differ by at most {gelu:.2e} (the model verified below is the "
+                  f"source with the tanh GELU)")
         got = _probe_outputs(*reload(args.output))
         diff = float(np.abs(got - expected).max())
         print(f"verified: reloaded outputs differ from the source by at most {diff:.2e}")

@@ -1,4 +1,5 @@
-"""Pretrained weights in and out: transformers and Google BERT checkpoints, and kbert's own format.
+"""Pretrained weights in and out: transformers and Google BERT checkpoints, keras-hub presets
+(`keras_hub_preset.py`), and kbert's own format.
 
 A kbert model directory (what `kbert convert --output` and `save_kbert_model` write):
 
@@ -24,6 +25,8 @@ import json
 import os
 
 from kbert.convert.google_ckpt import load_google_checkpoint
+from kbert.convert.keras_hub_preset import (PresetExportWarning, load_keras_hub_preset,
+                                            save_keras_hub_preset)
 from kbert.convert.safe_pickle import UnsafePickleError, load_pytorch_bin
 from kbert.convert.transformers_ckpt import (
     CheckpointError, HeadWeightsWarning, load_transformers_checkpoint,
@@ -33,8 +36,9 @@ ENCODER_FILE = "encoder.keras"
 PRETRAINER_FILE = "pretrainer.keras"
 
 __all__ = [
-    "CheckpointError", "HeadWeightsWarning", "UnsafePickleError", "load_google_checkpoint",
-    "load_pytorch_bin", "load_transformers_checkpoint", "save_kbert_model",
+    "CheckpointError", "HeadWeightsWarning", "PresetExportWarning", "UnsafePickleError",
+    "load_google_checkpoint", "load_keras_hub_preset", "load_pytorch_bin",
+    "load_transformers_checkpoint", "save_keras_hub_preset", "save_kbert_model",
     "save_transformers_checkpoint", "transformers_weights_to_encoder",
 ]
 
