@@ -2,8 +2,9 @@
 
     optimizer.py   create_optimizer (AdamW, no decay on LayerNorm/biases), WarmupLinearDecay
     callbacks.py   StopOnDivergence, AtomicCheckpoint, ResumableBackup, TrainingDiverged
-    pretrain.py    PretrainConfig, pretrain() -- what `kbert pretrain` runs;
-                   continue_pretraining() -- the same from a checkpoint's weights
+    pretrain.py    PretrainConfig, pretrain() -- what `kbert pretrain` runs (import the function
+                   as `from kbert.training.pretrain import pretrain`: `kbert.training.pretrain`
+                   is the module); continue_pretraining() -- the same from a checkpoint
     distribute.py  DistributedJob, create_strategy: tf.distribute / keras.distribution for the
                    jobs (`--strategy`; docs/distributed.md)
 
@@ -23,7 +24,6 @@ _EXPORTS = {
     "ResumableBackup": "kbert.training.callbacks",
     "TrainingDiverged": "kbert.training.callbacks",
     "PretrainConfig": "kbert.training.pretrain",
-    "pretrain": "kbert.training.pretrain",
     "continue_pretraining": "kbert.training.pretrain",
     "DistributedJob": "kbert.training.distribute",
     "create_strategy": "kbert.training.distribute",
