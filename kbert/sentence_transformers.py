@@ -18,7 +18,9 @@ of `ContextualEmbedder.sentences`, `kbert embed --level sentence`, the exported
                                           "pooling_mode": str | list)    order cls, max, mean,
                                                                          mean_sqrt_len)
     sentence_bert_config.json             max_seq_length                 max_length ([CLS]/[SEP]
-                                                                         included, as there)
+                                                                         included, as there;
+    (sentence-transformers >= 6 writes    (tokenizer_config.json's       at most the model's
+    it to tokenizer_config.json)          model_max_length)              positions)
                                           do_lower_case                  lower_case (true: lower-
                                                                          case the text first)
 
@@ -44,6 +46,7 @@ from kbert.layers.pooling import parse_pooling
 MODULES_FILE = "modules.json"
 POOLING_CONFIG = "config.json"
 SENTENCE_CONFIG_FILE = "sentence_bert_config.json"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 
 # sentence-transformers' legacy boolean keys, in the order its Pooling concatenates them.
 LEGACY_POOLING_KEYS = {
@@ -175,12 +178,17 @@ def _read_pooling(path: str) -> tuple[str | None, int | None, str | None]:
 
 
 def _read_sentence_config(directory: str) -> tuple[int | None, bool | None]:
-    """-> (max_seq_length, do_lower_case) of sentence_bert_config.json (None where absent)."""
+    """-> (max_seq_length, do_lower_case) of sentence_bert_config.json (None where absent); a
+    folder written by sentence-transformers >= 6 keeps the length as tokenizer_config.json's
+    model_max_length instead."""
     path = os.path.join(directory, SENTENCE_CONFIG_FILE)
-    if not os.path.isfile(path):
-        return None, None
-    config = read_json_file(path, SentenceFolderError)
+    config = read_json_file(path, SentenceFolderError) if os.path.isfile(path) else {}
     max_length, lower_case = config.get("max_seq_length"), config.get("do_lower_case")
+    tokenizer_path = os.path.join(directory, TOKENIZER_CONFIG_FILE)
+    if max_length is None and os.path.isfile(tokenizer_path):
+        length = read_json_file(tokenizer_path, SentenceFolderError).get("model_max_length")
+        if isinstance(length, int) and not isinstance(length, bool) and 2 <= length <= 10**6:
+            max_length = length  # transformers writes 1e30 for "no limit": ignored
     if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)
                                    or max_length < 2):
         raise SentenceFolderError(f"{path}: max_seq_length must be an integer >= 2, got "
