@@ -74,7 +74,7 @@ def read_json_file(path: str | os.PathLike, error: type[Exception] = ConfigError
     except RecursionError:
         raise error(f"{path}: JSON nested too deeply") from None
     if not isinstance(values, expected):
-        what = "an object" if expected is dict else f"a {expected.__name__}"
+        what = "object" if expected is dict else expected.__name__
         raise error(f"{path}: expected a JSON {what}, got {type(values).__name__}")
     return values
 

@@ -70,7 +70,9 @@ class SentenceSettings:
     """The sentence pipeline of a sentence-transformers folder.
 
     Attributes:
-        pooling: kbert pooling ("mean", "cls+max", ...); None when `problem` is set.
+        pooling: kbert pooling ("mean", "cls+max", ...); None when the Pooling module's mode
+            is not one kbert computes. Fine-tuning takes it even when `problem` is set (a
+            classifier needs no Dense projection); `default_pooling` does not.
         normalize: L2-normalise the pooled vector (a Normalize module).
         max_length: sentence_bert_config.json's max_seq_length, or None.
         lower_case: sentence_bert_config.json's do_lower_case, or None when absent.
@@ -143,8 +145,8 @@ def read_sentence_settings(directory: str | os.PathLike) -> SentenceSettings | N
                         f"return token vectors)")
     max_length, lower_case = _read_sentence_config(directory)
     problem = "; ".join(problems) or None
-    return SentenceSettings(None if problem else pooling, bool(normalize), max_length,
-                            lower_case, dimension, source, problem)
+    return SentenceSettings(pooling, bool(normalize), max_length, lower_case, dimension, source,
+                            problem)
 
 
 def _read_pooling(path: str) -> tuple[str | None, int | None, str | None]:

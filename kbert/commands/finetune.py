@@ -34,7 +34,9 @@ OPTIONS = {
     "--label-separator": ("label_separator", str, None, "multi-label: split labels on this"),
     "--problem-type": ("problem_type", str, "single_label",
                        "single_label, multi_label or regression"),
-    "--pooling": ("pooling", str, "pooled", "pooled ([CLS] + tanh pooler), cls or mean"),
+    "--pooling": ("pooling", str, None, "pooled ([CLS] + tanh pooler), cls, mean, max or "
+                  "mean_sqrt_len (default: a sentence-transformers folder's own pooling from "
+                  "its 1_Pooling/config.json, else pooled)"),
     "--epochs": ("epochs", int, 3, "passes over the training data"),
     "--batch-size": ("batch_size", int, 32, "examples per step"),
     "--learning-rate": ("learning_rate", float, 3e-5, "peak learning rate (BERT: 2e-5..5e-5)"),
@@ -161,6 +163,8 @@ def _run(options: dict, args, job) -> int:
             hidden_dropout=options["hidden_dropout"])
         if model.tokenizer is None:
             raise ValueError(f"{options['model']}: no vocab.txt found beside the weights")
+        print(f"pooling: {model.defaults_origin}")
+        options["pooling"] = model.pooling  # metrics.json records the pooling used
         model.set_label_map(label_map)
         os.makedirs(options["output_dir"], exist_ok=True)
         out = job.write_dir  # output_dir on the chief; another worker writes to a temp dir
