@@ -48,11 +48,12 @@ class ConfigError(KbertError, ValueError):
 
 
 def read_json_file(path: str | os.PathLike, error: type[Exception] = ConfigError,
-                   max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
+                   max_bytes: int = MAX_JSON_BYTES, expected: type = dict) -> Any:
     """A JSON object from a configuration file, or `error` with a clear message.
 
     Refused: files over `max_bytes`, invalid UTF-8 or JSON (including nesting too deep for
-    Python's parser, which would otherwise raise RecursionError), anything but an object.
+    Python's parser, which would otherwise raise RecursionError), anything but an object (or
+    but a list, with `expected=list`: sentence-transformers' modules.json).
     """
     path = os.fspath(path)
     try:
@@ -72,8 +73,9 @@ def read_json_file(path: str | os.PathLike, error: type[Exception] = ConfigError
         raise error(f"{path}: not valid JSON ({e})") from None
     except RecursionError:
         raise error(f"{path}: JSON nested too deeply") from None
-    if not isinstance(values, dict):
-        raise error(f"{path}: expected a JSON object, got {type(values).__name__}")
+    if not isinstance(values, expected):
+        what = "object" if expected is dict else expected.__name__
+        raise error(f"{path}: expected a JSON {what}, got {type(values).__name__}")
     return values
 
 

@@ -10,9 +10,15 @@ Conventions:
   * token and word records exclude [CLS], [SEP] and [PAD].
   * a word is a first piece plus its "##" continuation pieces (punctuation and each CJK
     character are words of their own: the tokenizer splits them).
-  * sentence pooling "cls" takes the [CLS] vector; "mean" averages every non-padding position,
-    [CLS] and [SEP] included (the sentence-transformers definition; all-MiniLM-L6-v2's sentence
-    embedding is `sentences(texts, pooling="mean", normalize=True)`).
+  * sentence pooling (`kbert.layers.pooling`): "cls" takes the [CLS] vector; "mean" averages
+    every non-padding position, [CLS] and [SEP] included; "max" takes the largest value of each
+    dimension over those positions; "mean_sqrt_len" divides their sum by sqrt(count) (the
+    sentence-transformers definitions); "cls+mean" etc. concatenate.
+  * defaults: a sentence-transformers folder (modules.json, 1_Pooling/config.json,
+    2_Normalize, sentence_bert_config.json: `kbert.sentence_transformers`) sets the default
+    pooling, normalisation and max_length, so `sentences(texts)` on all-MiniLM-L6-v2 is its
+    own sentence embedding (mean, L2-normalised, 256 tokens). Any other model: "cls", not
+    normalised, 512. Explicit arguments override each default on its own.
   * an empty string has no tokens and no words; its sequence is `[CLS] [SEP]`, so its sentence
     vector is still defined (the [CLS] vector, or the mean of [CLS] and [SEP]).
   * a text longer than `max_length - 2` pieces is truncated with one `TruncationWarning` per
@@ -23,7 +29,7 @@ Example:
     >>> embedder = ContextualEmbedder.from_pretrained("path/to/all-MiniLM-L6-v2")  # doctest: +SKIP
     >>> [w.word for w in embedder.words(["The river bank."])[0]]                   # doctest: +SKIP
     ['The', 'river', 'bank', '.']
-    >>> embedder.sentences(["a", "b"], pooling="mean", normalize=True).shape       # doctest: +SKIP
+    >>> embedder.sentences(["a", "b"]).shape      # its own mean pooling + L2   # doctest: +SKIP
     (2, 384)
 """
 
@@ -37,6 +43,8 @@ from typing import Sequence
 import numpy as np
 
 from kbert.errors import KbertError, TruncationWarning
+from kbert.layers.pooling import parse_pooling, pool_sequence
+from kbert.sentence_transformers import SentenceFolderError
 from kbert.tokenization.offsets import char_of_byte
 
 
@@ -91,17 +99,26 @@ class ContextualEmbedder:
         encoder: a `kbert.models.BertEncoder`.
         tokenizer: the `kbert.tokenization.BertTokenizer` its weights were trained with.
         max_length: longest sequence fed to the encoder, [CLS] and [SEP] included (capped at
-            the encoder's max_position_embeddings).
+            the encoder's max_position_embeddings; default: the sentence-transformers folder's
+            max_seq_length, else 512).
         batch_size: texts per encoder call (texts are grouped by length to limit padding).
         truncation: "warn" (drop the tail, warn) or "error" (raise TextTooLongError).
+        sentence: a `kbert.sentence_transformers.SentenceSettings` (`Loaded.sentence`): the
+            default pooling, normalisation and max_length of `sentences`; None: "cls", none, 512.
     """
 
-    def __init__(self, encoder, tokenizer, max_length: int = 512, batch_size: int = 32,
-                 truncation: str = "warn"):
+    def __init__(self, encoder, tokenizer, max_length: int | None = None, batch_size: int = 32,
+                 truncation: str = "warn", sentence=None):
         config = encoder.bert_config
         if len(tokenizer.vocab) != config.vocab_size:
             raise ValueError(f"the tokenizer has {len(tokenizer.vocab)} entries but the encoder's "
                              f"vocab_size is {config.vocab_size}")
+        if max_length is None:
+            max_length = (sentence.max_length if sentence is not None else None) or 512
+        if sentence is not None and sentence.dimension not in (None, config.hidden_size):
+            raise SentenceFolderError(f"{sentence.source}: embedding dimension "
+                                      f"{sentence.dimension} but the encoder's hidden size is "
+                                      f"{config.hidden_size}: they do not belong together")
         if not isinstance(max_length, int) or max_length < 2:
             raise ValueError(f"max_length must be an integer >= 2, got {max_length!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -113,6 +130,7 @@ class ContextualEmbedder:
         self.max_length = min(max_length, config.max_position_embeddings)
         self.batch_size = batch_size
         self.truncation = truncation
+        self.sentence = sentence
         self._pieces = tokenizer.vocab.tokens
         self._is_continuation = np.asarray(tokenizer.vocab.is_continuation, bool)
 
@@ -127,6 +145,7 @@ class ContextualEmbedder:
         if tokenizer is None:
             raise ModelSourceError(f"no vocab.txt found with {path}: embeddings need the "
                                    f"model's vocabulary")
+        kwargs.setdefault("sentence", loaded.sentence)
         return cls(encoder, tokenizer, **kwargs)
 
     @property
@@ -165,19 +184,33 @@ class ContextualEmbedder:
             out.append(words)
         return out
 
-    def sentences(self, texts: Sequence[str], pooling: str = "cls", normalize: bool = False,
-                  layer: int = -1) -> np.ndarray:
-        """float32 [len(texts), H]: the [CLS] vector or the mean over non-padding positions,
-        optionally L2-normalised."""
-        if pooling not in ("cls", "mean"):
-            raise ValueError(f"sentence pooling must be 'cls' or 'mean', got {pooling!r}")
-        _, states = self._run(texts, layer)
+    @property
+    def default_pooling(self) -> str:
+        """The pooling `sentences` uses when none is given: the folder's own, else "cls"."""
+        return self.sentence.default_pooling() if self.sentence is not None else "cls"
+
+    @property
+    def default_normalize(self) -> bool:
+        return self.sentence.normalize if self.sentence is not None else False
+
+    def sentences(self, texts: Sequence[str], pooling: str | None = None,
+                  normalize: bool | None = None, layer: int = -1) -> np.ndarray:
+        """float32 [len(texts), k * H] (k = pooling modes, usually 1): pooled over each text's
+        real positions (see the module docstring), optionally L2-normalised.
+
+        Args:
+            pooling: "cls", "mean", "max", "mean_sqrt_len" or several joined by "+"; None: the
+                sentence-transformers folder's own pooling, else "cls".
+            normalize: L2-normalise; None: the folder's Normalize module, else False.
+            layer: which layer's token vectors are pooled.
+        """
+        pooling = self.default_pooling if pooling is None else pooling
+        modes = parse_pooling(pooling)
+        normalize = self.default_normalize if normalize is None else bool(normalize)
+        _, states = self._run(texts, layer, pooling=pooling)
         if not states:
-            return np.zeros((0, self.hidden_size), np.float32)
-        if pooling == "cls":
-            vectors = np.stack([s[0] for s in states])
-        else:
-            vectors = np.stack([s.mean(axis=0) for s in states])
+            return np.zeros((0, self.hidden_size * len(modes)), np.float32)
+        vectors = np.stack(states)
         if normalize:
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors = vectors / np.maximum(norms, 1e-12)
@@ -219,8 +252,9 @@ class ContextualEmbedder:
                           TruncationWarning, stacklevel=4)
         return encoded
 
-    def _run(self, texts: Sequence[str], layer: int):
-        """-> (encoded texts, per text float32 [len + 2, H] states of `layer`, [CLS] first)."""
+    def _run(self, texts: Sequence[str], layer: int, pooling: str | None = None):
+        """-> (encoded texts, per text float32 [len + 2, H] states of `layer`, [CLS] first, or
+        with `pooling` its pooled float32 [k * H] vector)."""
         texts = _check_texts(texts)
         index = self._layer_index(layer)
         if not texts:
@@ -244,6 +278,11 @@ class ContextualEmbedder:
             last = index == self.encoder.bert_config.num_layers
             outputs = self.encoder(inputs, training=False, output_hidden_states=not last)
             hidden = outputs["sequence_output"] if last else outputs["hidden_states"][index]
+            if pooling is not None:  # keras.ops on the batch (kbert.layers.pooling)
+                pooled = np.asarray(pool_sequence(hidden, mask, pooling), dtype=np.float32)
+                for r, n in enumerate(rows):
+                    states[n] = pooled[r]
+                continue
             hidden = np.asarray(hidden, dtype=np.float32)
             for r, n in enumerate(rows):
                 states[n] = hidden[r, :len(encoded[n].ids) + 2]

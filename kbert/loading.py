@@ -57,6 +57,7 @@ from kbert.convert.keras_hub_preset import is_keras_hub_preset, load_keras_hub_p
 from kbert.convert.transformers_ckpt import (CheckpointError, load_transformers_checkpoint,
                                              tokenizer_for_directory)
 from kbert.hub import resolve
+from kbert.sentence_transformers import SentenceSettings, read_sentence_settings
 
 TASK_FILE = "task.json"
 TASK_MODEL_FILE = "model.keras"
@@ -141,12 +142,15 @@ class Loaded:
             none (a `.keras` file without a vocab.txt beside it).
         kind: one of KINDS.
         path: the source path (for a name: the local directory it resolved to).
+        sentence: a sentence-transformers folder's pooling / normalisation / max_length
+            (`kbert.sentence_transformers`), None for any other source.
     """
 
     model: object
     tokenizer: object | None
     kind: str
     path: str
+    sentence: SentenceSettings | None = None
 
     def __iter__(self):
         return iter((self.model, self.tokenizer))
@@ -264,6 +268,10 @@ def load(source: str | os.PathLike, *, lower_case: bool | None = None) -> Loaded
         if tokenizer is None:
             tokenizer = _tokenizer_beside(os.path.dirname(file) or ".", model, lower_case,
                                           required=kind != "keras_file")
+    # a sentence-transformers folder: its modules.json / 1_Pooling / sentence_bert_config.json
+    sentence = read_sentence_settings(path) if kind != "task" and os.path.isdir(path) else None
+    if lower_case is None and sentence is not None and sentence.lower_case:
+        lower_case = True  # do_lower_case: the text is lower-cased before tokenization
     if kind == "transformers" and lower_case is not None and tokenizer is not None:
         tokenizer = _recased(tokenizer, lower_case)
-    return Loaded(model, tokenizer, kind, path)
+    return Loaded(model, tokenizer, kind, path, sentence)

@@ -20,6 +20,7 @@ EXPECTED = {
     "kbert.config": {"ConfigError": ValueError, "MaxLengthError": ValueError},
     "kbert.outputs": {"OutputExistsError": ValueError},
     "kbert.embeddings": {"TextTooLongError": ValueError},
+    "kbert.sentence_transformers": {"SentenceFolderError": ValueError},
     "kbert.errors": {"TruncationWarning": UserWarning},
     "kbert.loading": {"ModelSourceError": ValueError},
     "kbert.corpora": {"CorpusError": ValueError},

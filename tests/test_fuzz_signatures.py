@@ -201,7 +201,7 @@ def _check_text_signature(name, outputs, texts):
     if name == "serving_default":
         _check_encoder_outputs(outputs, batch)
     elif name == "sentence_embedding":
-        assert set(outputs) == {"pooled_output", "mean_embedding"}
+        assert set(outputs) == {"pooled_output", "mean_embedding", "sentence_embedding"}
         for key in outputs:
             assert outputs[key]["shape"] == (batch, HIDDEN)
         _finite(outputs)

@@ -4,6 +4,10 @@
         --output vectors.npy "A first text." "Another one."
     kbert embed --model path/to/all-MiniLM-L6-v2 --level word --input texts.txt --output words.jsonl
 
+Sentence level defaults: a sentence-transformers folder's own pooling, normalisation and
+max_seq_length (modules.json, 1_Pooling/config.json, 2_Normalize, sentence_bert_config.json),
+announced on standard error; any other model: [CLS], not normalised. Flags override.
+
 `--model`: a kbert model directory, a transformers BERT directory or a Google release, or a name
 (`kbert models`: a Hugging Face repo id, a keras-hub preset).
 Texts: the positional arguments, or `--input FILE` (one text per line; "-" = standard input).
@@ -27,7 +31,8 @@ import sys
 
 import numpy as np
 
-POOLING = {"token": (None,), "word": ("first", "mean"), "sentence": ("cls", "mean")}
+POOLING = {"token": (None,), "word": ("first", "mean"),
+           "sentence": ("cls", "mean", "max", "mean_sqrt_len")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,11 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", help="file with one text per line ('-' = standard input)")
     parser.add_argument("--level", choices=tuple(POOLING), default="sentence")
     parser.add_argument("--pooling", default=None,
-                        help="word: first (default) | mean; sentence: cls (default) | mean "
-                             "(mean over real tokens incl. [CLS]/[SEP], the sentence-transformers "
-                             "definition)")
-    parser.add_argument("--normalize", action="store_true",
-                        help="sentence level: L2-normalise the vectors")
+                        help="word: first (default) | mean; sentence: cls | mean | max | "
+                             "mean_sqrt_len, or several joined by '+' (over real tokens incl. "
+                             "[CLS]/[SEP], the sentence-transformers definitions; default: the "
+                             "sentence-transformers folder's own pooling, else cls)")
+    parser.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                        help="sentence level: L2-normalise the vectors (default: as the "
+                             "sentence-transformers folder's modules.json says, else no)")
     parser.add_argument("--layer", type=int, default=-1,
                         help="0 = embeddings output, i = block i, -1 = last (default)")
     parser.add_argument("--max-length", type=int, default=None,
@@ -62,12 +69,23 @@ def _read_texts(args) -> list[str]:
 
 
 def _check(args) -> str | None:
-    pooling = args.pooling or POOLING[args.level][0]
-    if pooling not in POOLING[args.level]:
+    """The pooling asked for (None: the model's default, decided once it is loaded)."""
+    if args.level == "sentence":
+        if args.pooling is not None:
+            from kbert.layers.pooling import parse_pooling
+
+            try:
+                parse_pooling(args.pooling)
+            except ValueError as e:
+                raise ValueError(f"--pooling: {e}") from None
+        pooling = args.pooling
+    else:
+        pooling = args.pooling or POOLING[args.level][0]
+    if args.level != "sentence" and pooling not in POOLING[args.level]:
         allowed = "none" if args.level == "token" else " or ".join(POOLING[args.level])
         raise ValueError(f"--pooling {args.pooling!r} does not apply to --level {args.level} "
                          f"(allowed: {allowed})")
-    if args.normalize and args.level != "sentence":
+    if args.normalize is not None and args.level != "sentence":
         raise ValueError("--normalize applies to --level sentence only")
     if args.output:
         ext = os.path.splitext(args.output)[1].lower()
@@ -119,8 +137,9 @@ def run(args: argparse.Namespace) -> int:
     pooling = _check(args)
     texts = _read_texts(args)
     requested = args.max_length  # checked against the model's positions once it is loaded
-    if requested is None or requested < 2:
+    if requested is not None and requested < 2:
         args.max_length = 512  # the embedder caps it at the model's positions
+    # max_length None: the sentence-transformers folder's max_seq_length, else 512
     embedder = ContextualEmbedder.from_pretrained(
         args.model, max_length=args.max_length, batch_size=args.batch_size,
         truncation=args.truncation)
@@ -131,9 +150,17 @@ def run(args: argparse.Namespace) -> int:
     elif args.level == "word":
         result = embedder.words(texts, pooling=pooling, layer=args.layer)
     else:
+        if embedder.sentence is not None and (pooling is None or args.normalize is None):
+            chosen = pooling or embedder.default_pooling
+            normalize = embedder.default_normalize if args.normalize is None else args.normalize
+            norm = " + L2 normalisation" if normalize else ""
+            print(f"sentence vectors: {chosen} pooling{norm}, max_length {embedder.max_length} "
+                  f"(defaults from {embedder.sentence.source} and modules.json)",
+                  file=sys.stderr)
         result = embedder.sentences(texts, pooling=pooling, normalize=args.normalize,
                                     layer=args.layer)
-    lines, arrays = _records(texts, args.level, result, embedder.hidden_size)
+    width = result.shape[1] if args.level == "sentence" else embedder.hidden_size
+    lines, arrays = _records(texts, args.level, result, width)
     if not args.output:
         for line in lines:
             print(json.dumps(line, ensure_ascii=False))
@@ -148,6 +175,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         np.savez(args.output, **arrays)
     rows = arrays["vectors"].shape[0]
-    print(f"wrote {args.output}: {rows} {args.level} vectors of width {embedder.hidden_size} "
+    print(f"wrote {args.output}: {rows} {args.level} vectors of width {width} "
           f"from {len(texts)} texts (layer {args.layer})", file=sys.stderr)
     return 0

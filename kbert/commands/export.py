@@ -28,15 +28,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pad-to-max-length", action="store_true",
                         help="always output max-length columns (default: trim to the batch's "
                              "longest text)")
+    parser.add_argument("--sentence-pooling",
+                        help="the sentence_embedding signature's sentence_embedding output: cls, "
+                             "mean, max, mean_sqrt_len (default: a sentence-transformers folder's "
+                             "own pooling, else cls)")
+    parser.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                        help="L2-normalise that output (default: as the sentence-transformers "
+                             "folder's modules.json says, else no)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing version")
     parser.add_argument("--no-warmup", action="store_true",
                         help="do not write assets.extra/tf_serving_warmup_requests")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
 
 
-def load_model(source: str, vocab: str | None = None):
+def load_model(source: str, vocab: str | None = None, with_settings: bool = False):
     """-> (the model to export, its BertTokenizer) for any source `kbert.load` reads: a
-    fine-tuned head as it is, a pre-training run as its encoder."""
+    fine-tuned head as it is, a pre-training run as its encoder; `with_settings`: and the
+    sentence-transformers settings (`Loaded.sentence`, None for other sources)."""
     from kbert.export.saved_model import ExportError
     from kbert.loading import load
     from kbert.tokenization.tokenizer import BertTokenizer
@@ -46,7 +54,7 @@ def load_model(source: str, vocab: str | None = None):
     tokenizer = BertTokenizer(vocab) if vocab else loaded.tokenizer
     if tokenizer is None:
         raise ExportError(f"no vocab.txt found with {source}; pass --vocab PATH")
-    return model, tokenizer
+    return (model, tokenizer, loaded.sentence) if with_settings else (model, tokenizer)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,15 +63,18 @@ def run(args: argparse.Namespace) -> int:
     from kbert.config import check_max_length
     from kbert.loading import encoder_of
 
-    model, tokenizer = load_model(args.model, args.vocab)
+    model, tokenizer, sentence = load_model(args.model, args.vocab, with_settings=True)
     if args.max_length is not None:
         check_max_length(args.max_length, encoder_of(model).bert_config.max_position_embeddings)
     name = args.name or os.path.basename(os.path.normpath(args.model)).removesuffix(".keras")
     path = export_saved_model(
         model, tokenizer, args.base_dir, name=name, version=args.version,
         max_length=args.max_length, pad_to_max_length=args.pad_to_max_length,
-        warmup=not args.no_warmup, overwrite=args.overwrite)
+        warmup=not args.no_warmup, overwrite=args.overwrite, sentence=sentence,
+        sentence_pooling=args.sentence_pooling, sentence_normalize=args.normalize)
     print(path)
+    if sentence is not None and (args.sentence_pooling is None or args.normalize is None):
+        print(f"sentence_embedding: {sentence.describe()}")
     from kbert.export.op_check import check_serving_ops
 
     report = check_serving_ops(path)

@@ -38,7 +38,9 @@ OPTIONS = {
     "--label-separator": ("label_separator", str, None, "multi-label: split labels on this"),
     "--problem-type": ("problem_type", str, "single_label",
                        "single_label, multi_label or regression"),
-    "--pooling": ("pooling", str, "pooled", "pooled ([CLS] + tanh pooler), cls or mean"),
+    "--pooling": ("pooling", str, None, "pooled ([CLS] + tanh pooler), cls, mean, max or "
+                  "mean_sqrt_len (default: a sentence-transformers folder's own pooling from "
+                  "its 1_Pooling/config.json, else pooled)"),
     "--epochs": ("epochs", int, None, "passes over the training data (default: at least "
                  "450 steps, 3..30 epochs)"),
     "--batch-size": ("batch_size", int, 32, "examples per step"),
@@ -244,6 +246,8 @@ def _run(options: dict, args, job) -> int:
 
     with job.scope():  # model, optimizer and compile (in fit_texts) under the strategy
         fresh = [make_model()]  # the first model also tells the recipe the encoder's width
+        print(f"pooling: {fresh[0].defaults_origin}")
+        options["pooling"] = fresh[0].pooling  # metrics.json records the pooling used
         stride = _choose_windows(fresh[0], train, options["window_stride"])
         recipe = fresh[0].finetuning_recipe(
             fresh[0].training_rows(train), options["batch_size"], epochs=options["epochs"],

@@ -133,10 +133,22 @@ class ServingFunctions:
         max_length: packed length (longer texts are truncated longest-first).
         pad_to_max_length: text signatures return [batch, max_length] instead of trimming to the
             longest packed row of the batch.
+        sentence_pooling, sentence_normalize: the `sentence_embedding` output of the
+            `sentence_embedding` signature (`kbert.layers.pooling`; L2 normalisation).
     """
 
-    def __init__(self, model, tokenizer, max_length: int, pad_to_max_length: bool = False):
+    def __init__(self, model, tokenizer, max_length: int, pad_to_max_length: bool = False,
+                 sentence_pooling: str = "cls", sentence_normalize: bool = False):
         import tensorflow as tf
+
+        from kbert.layers.pooling import parse_pooling
+
+        try:
+            parse_pooling(sentence_pooling)
+        except ValueError as e:
+            raise ExportError(str(e)) from None
+        self.sentence_pooling = sentence_pooling
+        self.sentence_normalize = bool(sentence_normalize)
 
         self.kind = head_kind(model)
         self.encoder, self.head = split_model(model)
@@ -373,11 +385,18 @@ class ServingFunctions:
 
         @tf.function(autograph=False, input_signature=[text])
         def sentence_embedding(text):
+            from kbert.layers.pooling import pool_sequence
+
             out = self.encode(pack_text(text))
             mask = tf.cast(out["padding_mask"], tf.float32)[:, :, tf.newaxis]
             total = tf.reduce_sum(out["sequence_output"] * mask, axis=1)
             count = tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
-            return {"pooled_output": out["pooled_output"], "mean_embedding": total / count}
+            vector = pool_sequence(out["sequence_output"], out["padding_mask"],
+                                   self.sentence_pooling)
+            if self.sentence_normalize:
+                vector = vector / tf.maximum(tf.norm(vector, axis=1, keepdims=True), 1e-12)
+            return {"pooled_output": out["pooled_output"], "mean_embedding": total / count,
+                    "sentence_embedding": vector}
 
         @tf.function(autograph=False, input_signature=[text])
         def tokenize(text):
@@ -463,7 +482,9 @@ def export_saved_model(model, tokenizer=None, base_dir: str | os.PathLike = "sav
                        name: str = "kbert", version: int | None = None, *,
                        max_length: int | None = None, pad_to_max_length: bool = False,
                        check_ops: bool = True, warmup: bool = True,
-                       overwrite: bool = False) -> str:
+                       overwrite: bool = False, sentence=None,
+                       sentence_pooling: str | None = None,
+                       sentence_normalize: bool | None = None) -> str:
     """Write a TF Serving model version `<base_dir>/<name>/<version>/`; returns its path.
 
     The version is written under a temporary name and renamed into place only after the op
@@ -487,6 +508,11 @@ def export_saved_model(model, tokenizer=None, base_dir: str | os.PathLike = "sav
         check_ops: refuse ops stock TF Serving 2.16+ lacks (`kbert.export.op_check`).
         warmup: write `assets.extra/tf_serving_warmup_requests` (one request per signature).
         overwrite: replace an existing version directory.
+        sentence: a sentence-transformers folder's settings (`Loaded.sentence`): the defaults of
+            the `sentence_embedding` output below.
+        sentence_pooling: that output's pooling ("cls", "mean", "max", "mean_sqrt_len" or
+            several joined by "+"); None: the folder's own, else "cls".
+        sentence_normalize: L2-normalise it; None: as the folder's modules.json says, else no.
 
     Signatures (B = batch, any size including 0; seq = longest packed row of the request,
     at most max_length, at least 2; H = hidden size; N = most WordPieces of a row; C = classes):
@@ -513,6 +539,10 @@ def export_saved_model(model, tokenizer=None, base_dir: str | os.PathLike = "sav
         outputs: pooled_output  float32 [B, H]  the [CLS] pooler
                  mean_embedding float32 [B, H]  mean of sequence_output over real tokens
                                                 ([CLS] and [SEP] included, not L2-normalised)
+                 sentence_embedding float32 [B, k * H]  `sentence_pooling` (k modes), L2-
+                                                normalised if `sentence_normalize`: for a
+                                                sentence-transformers folder by default its own
+                                                vector (all-MiniLM-L6-v2: mean + L2), else [CLS]
     `tokenize` - WordPieces of each text, no [CLS]/[SEP], not truncated.
         inputs:  text          string [B]
         outputs: token_ids     int32  [B, N]  (0 after num_tokens)
@@ -577,7 +607,15 @@ def export_saved_model(model, tokenizer=None, base_dir: str | os.PathLike = "sav
     if os.path.exists(final) and not overwrite:
         raise ExportError(f"{final} exists; pick another version or pass overwrite=True")
 
-    serving = ServingFunctions(model, tokenizer, max_length, pad_to_max_length)
+    if sentence_pooling is None:
+        try:
+            sentence_pooling = sentence.default_pooling() if sentence is not None else "cls"
+        except ValueError as e:
+            raise ExportError(f"sentence_embedding: {e}") from None
+    if sentence_normalize is None:
+        sentence_normalize = sentence.normalize if sentence is not None else False
+    serving = ServingFunctions(model, tokenizer, max_length, pad_to_max_length,
+                               sentence_pooling, sentence_normalize)
     signatures = {k: f.get_concrete_function() for k, f in serving.functions().items()}
     root = serving.trackable_root(signatures.values())
 

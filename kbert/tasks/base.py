@@ -27,7 +27,7 @@ import numpy as np
 from keras import ops
 
 from kbert.errors import KbertError
-from kbert.loading import load
+from kbert.loading import Loaded, load
 from kbert.tasks.loading import ENCODER_NAME, check_tokenizer, load_encoder, rebuild_encoder
 from kbert.tasks.tuning import bert_finetuning_optimizer, freeze_encoder_layers
 
@@ -343,10 +343,12 @@ class TaskModel(keras.Model):
             max_length: sequence length of the raw-text methods (default: the saved model's,
                 else 128).
             hidden_dropout, attention_dropout: encoder dropout rates for fine-tuning.
-            **head_kwargs: the head's constructor arguments (num_classes, freeze_layers, ...).
+            **head_kwargs: the head's constructor arguments (num_classes, freeze_layers, ...);
+                the ones left out may take the source's own settings (`head_defaults`).
         """
         if isinstance(source, (str, os.PathLike)):
             source = load(source)
+        if isinstance(source, Loaded):
             if source.is_task:
                 model = source.model
                 if head_kwargs or hidden_dropout is not None or attention_dropout is not None:
@@ -358,15 +360,30 @@ class TaskModel(keras.Model):
                 if tokenizer is not None or max_length is not None:
                     model.set_tokenizer(tokenizer or model.tokenizer, max_length)
                 return model
+        head_kwargs, origin = cls.head_defaults(source, head_kwargs)
         encoder, found = load_encoder(source, hidden_dropout=hidden_dropout,
                                       attention_dropout=attention_dropout)
         model = cls(encoder, **head_kwargs)
+        model.__dict__["_defaults_origin"] = origin
         tokenizer = tokenizer or found
         if tokenizer is not None:
             if max_length is None:  # 128, or fewer when the model has fewer positions
                 max_length = min(128, model.encoder.bert_config.max_position_embeddings)
             model.set_tokenizer(tokenizer, max_length)
         return model
+
+
+    @classmethod
+    def head_defaults(cls, source, head_kwargs: dict) -> tuple[dict, str | None]:
+        """-> (head_kwargs with defaults the source sets, a line saying where they came from or
+        None). `source` is what `from_pretrained` got (a `Loaded` for a path). The base sets
+        nothing; BertClassifier takes a sentence-transformers folder's pooling."""
+        return head_kwargs, None
+
+    @property
+    def defaults_origin(self) -> str | None:
+        """What `head_defaults` said when `from_pretrained` built this head (None otherwise)."""
+        return self.__dict__.get("_defaults_origin")
 
 
 def head_dropout_rate(encoder, dropout: float | None) -> float:
@@ -378,16 +395,18 @@ def head_dropout_rate(encoder, dropout: float | None) -> float:
 
 
 def head_layers(encoder, dropout: float | None, units: int, dropout_name: str, dense_name: str,
-                sequence: bool = False) -> tuple:
+                sequence: bool = False, width: int | None = None) -> tuple:
     """The block every task head ends with: (Dropout, built float32 Dense of `units` outputs,
     TruncatedNormal(initializer_range) kernel) on the encoder's [CLS] / pooled vector, or on
-    every token vector when `sequence`. The layer names are the heads' weight names: saved
+    every token vector when `sequence`; `width`: the input width when it is not the hidden size
+    (concatenated poolings). The layer names are the heads' weight names: saved
     models load by them (classifier_dropout / logits, span_dropout / span_logits, ...)."""
     config = encoder.bert_config
     drop = keras.layers.Dropout(head_dropout_rate(encoder, dropout), name=dropout_name)
     dense = keras.layers.Dense(
         units, dtype="float32", name=dense_name,
         kernel_initializer=keras.initializers.TruncatedNormal(stddev=config.initializer_range))
-    dense.build((None, None, config.hidden_size) if sequence else (None, config.hidden_size))
+    width = config.hidden_size if width is None else width
+    dense.build((None, None, width) if sequence else (None, width))
     return drop, dense
 

@@ -1,4 +1,4 @@
-"""Sequence classification and regression on the pooled [CLS] vector.
+"""Sequence classification and regression on the pooled [CLS] vector (or a mean / max pooling).
 
 Example (a fresh head on all-MiniLM-L6-v2, then fine-tuning on raw texts):
     >>> clf = BertClassifier.from_pretrained(minilm_dir, num_classes=2)      # doctest: +SKIP
@@ -19,6 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kbert.layers.pooling import POOLING_MODES, parse_pooling, pool_sequence, pooled_width
 from kbert.tasks.base import (TaskModel, as_text_list, head_dropout_rate, head_layers,
                               is_string_dataset, is_text_list)
 from kbert.tasks.datasets import text_dataset, trim_padding, truncation_report
@@ -26,9 +27,10 @@ from kbert.tasks.labels import DataError, LabelledData, LabelMap, check_texts
 from kbert.tasks.recipe import Recipe, finetuning_recipe
 from kbert.tasks.windows import (check_stride, piece_counts, pool_windows, window_dataset,
                                  windowed_arrays, windows_per_text)
+from kbert.tasks.tuning import freeze_pooler
 
 PROBLEM_TYPES = ("single_label", "multi_label", "regression")
-POOLINGS = ("pooled", "cls", "mean")
+POOLINGS = ("pooled",) + POOLING_MODES  # or several modes joined by "+" ("cls+mean")
 LABELS_FILE = "labels.json"
 
 
@@ -71,8 +73,12 @@ class BertClassifier(TaskModel):
         dropout: dropout before the output layer (default: the encoder's hidden dropout).
         freeze_layers: see `TaskModel`.
         pooling: the text vector: "pooled" (BERT's tanh pooler on [CLS], the default), "cls"
-            (the raw final [CLS] vector) or "mean" (mean of the real tokens' final vectors: what
-            sentence-embedding models such as all-MiniLM-L6-v2 were trained to produce).
+            (the raw final [CLS] vector), "mean", "max" or "mean_sqrt_len" over the real tokens'
+            final vectors (`kbert.layers.pooling`; what sentence-embedding models such as
+            all-MiniLM-L6-v2 were trained to produce), or several modes joined by "+".
+            `from_pretrained` on a sentence-transformers folder defaults to the folder's own
+            pooling (1_Pooling/config.json). Any pooling but "pooled" leaves the encoder's
+            pooler unused: its variables are made non-trainable (no "Gradients do not exist").
     """
 
     def __init__(self, encoder, num_classes: int = 2, problem_type: str = "single_label",
@@ -86,8 +92,13 @@ class BertClassifier(TaskModel):
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < minimum:
             raise ValueError(f"num_classes must be an integer >= {minimum} for {problem_type}, "
                              f"got {num_classes!r}")
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if pooling != "pooled":
+            try:
+                parse_pooling(pooling)
+            except ValueError:
+                raise ValueError(f"pooling must be one of {POOLINGS} (or modes joined by '+'), "
+                                 f"got {pooling!r}") from None
+            freeze_pooler(self.encoder)  # unused: no gradient would reach it
         self.num_classes = num_classes
         self.problem_type = problem_type
         self.pooling = pooling
@@ -96,8 +107,10 @@ class BertClassifier(TaskModel):
         self.__dict__["_label_map"] = None
 
         # === Layers ===
+        width = (self.encoder.bert_config.hidden_size if pooling == "pooled" else
+                 pooled_width(pooling, self.encoder.bert_config.hidden_size))
         self.dropout, self.logits = head_layers(self.encoder, dropout, num_classes,
-                                                "classifier_dropout", "logits")
+                                                "classifier_dropout", "logits", width=width)
         self.built = True
         if labels is not None:
             self.set_label_map(LabelMap(labels))
@@ -110,11 +123,22 @@ class BertClassifier(TaskModel):
             sequence = self.encoder(inputs, training=training)["sequence_output"]
             mask = inputs.get("padding_mask") if isinstance(inputs, dict) else None
             if mask is None:
-                vector = ops.mean(sequence, axis=1)
-            else:
-                mask = ops.expand_dims(ops.cast(mask, sequence.dtype), -1)
-                vector = ops.sum(sequence * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1)
+                mask = ops.ones(ops.shape(sequence)[:2], "int32")
+            vector = pool_sequence(sequence, mask, self.pooling)
         return self.logits(self.dropout(vector, training=training))
+
+    @classmethod
+    def head_defaults(cls, source, head_kwargs: dict) -> tuple[dict, str | None]:
+        """pooling left out (or None): a sentence-transformers folder's own pooling (its
+        1_Pooling/config.json), else "pooled" ([CLS] + the tanh pooler)."""
+        if head_kwargs.get("pooling") is not None:
+            return head_kwargs, f"{head_kwargs['pooling']} (asked for)"
+        sentence = getattr(source, "sentence", None)
+        if sentence is not None and sentence.pooling is not None:
+            return ({**head_kwargs, "pooling": sentence.pooling},
+                    f"{sentence.pooling}, the model's own (from {sentence.source})")
+        return ({**head_kwargs, "pooling": "pooled"},
+                "pooled ([CLS] + tanh pooler: the default; the model names no pooling of its own)")
 
     # ------------------------------------------------------------------ labels
     @property

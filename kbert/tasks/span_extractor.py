@@ -29,6 +29,7 @@ from keras import ops
 from kbert.tasks.alignment import tokenize_with_char_offsets
 from kbert.tasks.base import TaskModel, as_text_list, head_layers, is_text_list
 from kbert.tasks.labels import DataError, check_texts
+from kbert.tasks.tuning import freeze_pooler
 
 NEG = -1e4  # logit of padding: exp(NEG) is 0 in float32 and it cannot overflow
 MAX_QUESTION_LENGTH = 64  # question pieces kept (the reference's max_query_length)
@@ -59,6 +60,7 @@ class BertSpanExtractor(TaskModel):
         kwargs.setdefault("name", "bert_span_extractor")
         super().__init__(encoder, freeze_layers=freeze_layers, **kwargs)
         self._dropout_arg = dropout
+        freeze_pooler(self.encoder)  # reads token vectors only
         self.dropout, self.span_logits = head_layers(self.encoder, dropout, 2, "span_dropout",
                                                      "span_logits", sequence=True)
         self.built = True

@@ -28,6 +28,7 @@ from kbert.tasks.alignment import group_words, tokenize_with_char_offsets, word_
 from kbert.tasks.base import TaskModel, as_text_list, head_layers, is_text_list
 from kbert.errors import TruncationWarning
 from kbert.tasks.labels import DataError, LabelMap, check_texts
+from kbert.tasks.tuning import freeze_pooler
 
 
 def _pack(tokenizer, segments, max_length: int) -> dict:
@@ -81,6 +82,7 @@ class BertTokenClassifier(TaskModel):
             raise ValueError(f"num_labels must be an integer >= 2, got {num_labels!r}")
         self.num_labels = num_labels
         self._dropout_arg = dropout
+        freeze_pooler(self.encoder)  # reads token vectors only
         self.__dict__["_label_map"] = None
 
         # === Layers ===

@@ -48,6 +48,13 @@ def freeze_encoder_layers(encoder, num_blocks: int | None) -> None:
         block.trainable = False
 
 
+def freeze_pooler(encoder) -> None:
+    """Make the encoder's [CLS] pooler non-trainable: for heads that never read
+    `pooled_output` (token and span heads, mean / max / cls classifiers), so no optimizer step
+    looks for its gradients (Keras' "Gradients do not exist" warning)."""
+    encoder.pooler.trainable = False
+
+
 def layer_depth(path: str, num_layers: int) -> int:
     """0 for the embeddings, i + 1 for transformer_layer_i, num_layers + 1 for anything else."""
     block = _BLOCK.search(path)
