@@ -305,13 +305,13 @@ def test_a_plain_model_fine_tunes_on_cls_and_pooler(tmp_path):
 @pytest.mark.slow
 def test_max_pooling_fits_without_missing_gradients_and_round_trips(tmp_path):
     from kbert.tasks import BertClassifier
-    from kbert.tasks.data import LabelledData
+    from kbert.tasks import LabelledData
 
     model = BertClassifier.from_pretrained(str(FIXTURES / "st_max"), num_classes=2,
                                            max_length=16)
     data = LabelledData(texts=["a man is playing", "the stock market fell", "hi", "is it"],
                         labels=["x", "y", "x", "y"])
-    from kbert.tasks.data import LabelMap
+    from kbert.tasks import LabelMap
 
     model.set_label_map(LabelMap.from_labels(data.labels))
     with warnings.catch_warnings(record=True) as caught:
