@@ -37,6 +37,7 @@ from typing import Sequence
 import numpy as np
 
 from kbert.errors import KbertError, TruncationWarning
+from kbert.loading import ModelSourceError, load
 from kbert.tokenization.offsets import char_of_byte
 
 
@@ -120,8 +121,6 @@ class ContextualEmbedder:
     def from_pretrained(cls, path: str | os.PathLike, **kwargs) -> "ContextualEmbedder":
         """From any model `kbert.load` reads (a kbert, transformers or Google BERT directory, a
         pre-training run, a fine-tuned model: its encoder)."""
-        from kbert.loading import ModelSourceError, load
-
         loaded = load(path)
         encoder, tokenizer = loaded.encoder, loaded.tokenizer
         if tokenizer is None:

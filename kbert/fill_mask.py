@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from kbert.loading import load
+
 
 def load_pretrainer(source: str):
     """(BertPretrainer, BertTokenizer) from a `kbert pretrain` run (or its pretrainer.keras)."""
-    from kbert.loading import load
-
     loaded = load(source)
     if type(loaded.model).__name__ != "BertPretrainer":
         raise ValueError(f"{source} is a {loaded.kind.replace('_', ' ')} without a masked-LM "

@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+from kbert.outputs import check_output
+
 PROBE = "The quick brown fox jumps over the lazy dog near the river bank."
 
 
@@ -51,9 +53,9 @@ def _probe_outputs(encoder, tokenizer) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kbert import convert
-    from kbert.loading import load
-    from kbert.outputs import check_output
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert import convert  # noqa: PLC0415
+    from kbert.loading import load  # noqa: PLC0415
 
     def reload(directory):
         loaded = load(directory)

@@ -26,6 +26,9 @@ import sys
 
 import numpy as np
 
+from kbert.config import check_max_length
+from kbert.textfiles import command_texts
+
 POOLING = {"token": (None,), "word": ("first", "mean"), "sentence": ("cls", "mean")}
 
 
@@ -55,8 +58,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _read_texts(args) -> list[str]:
-    from kbert.textfiles import command_texts
-
     return command_texts(args.texts, args.input)
 
 
@@ -111,9 +112,9 @@ def _records(texts, level, result, width: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    from kbert.embeddings import ContextualEmbedder
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.embeddings import ContextualEmbedder  # noqa: PLC0415
 
-    from kbert.config import check_max_length
 
     pooling = _check(args)
     texts = _read_texts(args)

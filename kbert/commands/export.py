@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from kbert.config import check_max_length
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model directory or .keras file (see `kbert export -h`)")
@@ -37,9 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def load_model(source: str, vocab: str | None = None):
     """-> (the model to export, its BertTokenizer) for any source `kbert.load` reads: a
     fine-tuned head as it is, a pre-training run as its encoder."""
-    from kbert.export.saved_model import ExportError
-    from kbert.loading import load
-    from kbert.tokenization.tokenizer import BertTokenizer
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.export.saved_model import ExportError  # noqa: PLC0415
+    from kbert.loading import load  # noqa: PLC0415
+    from kbert.tokenization.tokenizer import BertTokenizer  # noqa: PLC0415
 
     loaded = load(source)
     model = loaded.model if loaded.is_task else loaded.encoder
@@ -50,10 +53,9 @@ def load_model(source: str, vocab: str | None = None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from kbert.export.saved_model import export_saved_model
-
-    from kbert.config import check_max_length
-    from kbert.loading import encoder_of
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.export.saved_model import export_saved_model  # noqa: PLC0415
+    from kbert.loading import encoder_of  # noqa: PLC0415
 
     model, tokenizer = load_model(args.model, args.vocab)
     if args.max_length is not None:
@@ -64,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         max_length=args.max_length, pad_to_max_length=args.pad_to_max_length,
         warmup=not args.no_warmup, overwrite=args.overwrite)
     print(path)
-    from kbert.export.op_check import check_serving_ops
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.export.op_check import check_serving_ops  # noqa: PLC0415
 
     report = check_serving_ops(path)
     print(f"ops: {len(report.core)} core TensorFlow, TF-Text: {', '.join(report.tftext)}")
@@ -73,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_signatures(path: str) -> None:
-    from tensorflow.core.protobuf import saved_model_pb2
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from tensorflow.core.protobuf import saved_model_pb2  # noqa: PLC0415
 
     saved = saved_model_pb2.SavedModel()
     with open(os.path.join(path, "saved_model.pb"), "rb") as f:

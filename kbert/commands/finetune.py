@@ -20,6 +20,9 @@ from __future__ import annotations
 import json
 import os
 
+from kbert.config import MaxLengthError, read_json_file
+from kbert.outputs import check_output, fit_verbosity
+
 # flag -> (config key, type, default, help)
 OPTIONS = {
     "--model": ("model", str, None, "encoder source (required)"),
@@ -75,8 +78,6 @@ def resolve_options(args) -> dict:
     options = {key: default for key, _, default, _ in OPTIONS.values()}
     options["header"] = True
     if args.config:
-        from kbert.config import read_json_file
-
         values = read_json_file(args.config, ValueError)  # size-limited, UTF-8, an object
         unknown = sorted(set(values) - set(options))
         if unknown:
@@ -102,7 +103,8 @@ def resolve_options(args) -> dict:
 
 
 def _load(path: str, options: dict):
-    from kbert.tasks.data import load_labelled
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.tasks.data import load_labelled  # noqa: PLC0415
 
     return load_labelled(path, text_column=options["text_column"],
                          text_pair_column=options["text_pair_column"],
@@ -112,11 +114,10 @@ def _load(path: str, options: dict):
 
 def run(args) -> int:
     options = resolve_options(args)
-    from kbert.config import MaxLengthError
-    from kbert.outputs import check_output
 
     check_output(options["output_dir"], overwrite=args.overwrite, flag="--output-dir")
-    from kbert.training.distribute import DistributedJob
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.training.distribute import DistributedJob  # noqa: PLC0415
 
     # First: MultiWorkerMirroredStrategy must be created before any other TensorFlow op.
     job = DistributedJob(options["strategy"], options["output_dir"])
@@ -129,12 +130,12 @@ def run(args) -> int:
 
 
 def _run(options: dict, args, job) -> int:
-    import keras
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    import keras  # noqa: PLC0415
 
-    from kbert.outputs import fit_verbosity
-    from kbert.tasks import BertClassifier, stratified_split
-    from kbert.tasks.data import LabelMap
-    from kbert.tasks.plots import save_plots
+    from kbert.tasks import BertClassifier, stratified_split  # noqa: PLC0415
+    from kbert.tasks.data import LabelMap  # noqa: PLC0415
+    from kbert.tasks.plots import save_plots  # noqa: PLC0415
 
     keras.utils.set_random_seed(options["seed"])
     train = _load(options["train"], options)

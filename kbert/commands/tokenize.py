@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from kbert.textfiles import command_texts
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocab", required=True,
@@ -29,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kbert.textfiles import command_texts
-    from kbert.tokenization.tokenizer import BertTokenizer
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.tokenization.tokenizer import BertTokenizer  # noqa: PLC0415
 
     texts = command_texts(args.texts, args.input, default_input="-")
     tokenizer = BertTokenizer(args.vocab, lower_case=args.lower_case)

@@ -21,11 +21,16 @@ from __future__ import annotations
 import json
 import os
 
+import keras
+
 from kbert.convert.google_ckpt import load_google_checkpoint
 from kbert.convert.safe_pickle import UnsafePickleError, load_pytorch_bin
 from kbert.convert.transformers_ckpt import (
-    CheckpointError, load_transformers_checkpoint, save_transformers_checkpoint,
-    transformers_weights_to_encoder)
+    CheckpointError,
+    load_transformers_checkpoint,
+    save_transformers_checkpoint,
+    transformers_weights_to_encoder,
+)
 
 ENCODER_FILE = "encoder.keras"
 
@@ -38,8 +43,6 @@ __all__ = [
 
 def save_kbert_model(encoder, tokenizer, directory: str | os.PathLike) -> str:
     """Write a kbert model directory (see the module docstring); returns the directory."""
-    import keras
-
     directory = os.fspath(directory)
     if len(tokenizer.vocab) != encoder.bert_config.vocab_size:
         raise CheckpointError(f"the tokenizer has {len(tokenizer.vocab)} entries but the "

@@ -33,8 +33,14 @@ import warnings
 import numpy as np
 
 from kbert.convert.transformers_ckpt import (
-    CheckpointError, assign_weights, config_from_transformers, expected_shapes, read_json,
-    tokenizer_for_directory)
+    CheckpointError,
+    assign_weights,
+    config_from_transformers,
+    expected_shapes,
+    read_json,
+    tokenizer_for_directory,
+)
+from kbert.models.encoder import BertEncoder
 
 CONFIG_NAMES = ("bert_config.json", "config.json")
 _OPTIMIZER_SLOT = re.compile(r"(/adam_[mv]|/Adam(_1)?|/Momentum)$")
@@ -91,7 +97,8 @@ def _is_kernel(key: str) -> bool:
 
 def find_checkpoint(path: str) -> tuple[str, str]:
     """A directory or checkpoint prefix -> (checkpoint prefix, directory)."""
-    import tensorflow as tf
+    # deferred: TensorFlow, not needed on JAX
+    import tensorflow as tf  # noqa: PLC0415
 
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -112,7 +119,8 @@ def find_checkpoint(path: str) -> tuple[str, str]:
 
 def read_google_weights(prefix: str) -> dict[str, np.ndarray]:
     """All variables of a TF checkpoint as {name: array} (optimizer slots dropped)."""
-    import tensorflow as tf
+    # deferred: TensorFlow, not needed on JAX
+    import tensorflow as tf  # noqa: PLC0415
 
     try:
         reader = tf.train.load_checkpoint(prefix)
@@ -159,8 +167,6 @@ def load_google_checkpoint(path: str | os.PathLike, hidden_act: str | None = Non
         hidden_act: override the activation ("gelu_tanh" is what the original code computes).
         lower_case: override the tokenizer's casing (default: inferred from the vocabulary).
     """
-    from kbert.models.encoder import BertEncoder
-
     prefix, directory = find_checkpoint(os.fspath(path))
     config_path = next((os.path.join(directory, n) for n in CONFIG_NAMES
                         if os.path.isfile(os.path.join(directory, n))), None)
@@ -174,7 +180,8 @@ def load_google_checkpoint(path: str | os.PathLike, hidden_act: str | None = Non
         config = config.replace(hidden_act=hidden_act)
     tokenizer = tokenizer_for_directory(directory, config)
     if lower_case is not None:
-        from kbert.tokenization.tokenizer import BertTokenizer
+        # deferred: the tokenizer is TensorFlow code, not needed on JAX
+        from kbert.tokenization.tokenizer import BertTokenizer  # noqa: PLC0415
 
         tokenizer = BertTokenizer(tokenizer.vocab, lower_case=lower_case,
                                   max_length=tokenizer.max_length)

@@ -28,9 +28,13 @@ import warnings
 from typing import Any, Callable
 
 import numpy as np
+from safetensors.numpy import load_file, save_file
 
-from kbert.config import BertConfig, ConfigError
+from kbert.config import BertConfig, ConfigError, read_json_file
+from kbert.convert.safe_pickle import load_pytorch_bin
 from kbert.errors import KbertError
+from kbert.models.encoder import BertEncoder
+from kbert.tokenization.vocab import Vocabulary
 
 CONFIG_FILE = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
@@ -120,8 +124,6 @@ def config_to_transformers(config: BertConfig) -> dict[str, Any]:
 
 def read_json(path: str) -> dict[str, Any]:
     """A JSON object file of a checkpoint (size-limited, see `kbert.config.read_json_file`)."""
-    from kbert.config import read_json_file
-
     if not os.path.isfile(path):
         raise CheckpointError(f"{path} does not exist")
     return read_json_file(path, CheckpointError)
@@ -321,8 +323,6 @@ def encoder_to_transformers_weights(encoder) -> dict[str, np.ndarray]:
 
 def read_transformers_weights(directory: str) -> tuple[dict[str, np.ndarray], str]:
     """-> (state dict, the file it came from). Prefers safetensors over pytorch_model.bin."""
-    from safetensors.numpy import load_file
-
     single = os.path.join(directory, SAFETENSORS_FILE)
     index = os.path.join(directory, SAFETENSORS_INDEX)
     torch_file = os.path.join(directory, TORCH_FILE)
@@ -344,8 +344,6 @@ def read_transformers_weights(directory: str) -> tuple[dict[str, np.ndarray], st
             state.update(load_file(path))
         return state, index
     if os.path.isfile(torch_file):
-        from kbert.convert.safe_pickle import load_pytorch_bin
-
         return load_pytorch_bin(torch_file), torch_file
     raise CheckpointError(
         f"{directory}: no weights found (expected {SAFETENSORS_FILE}, {SAFETENSORS_INDEX} or "
@@ -356,8 +354,8 @@ def tokenizer_for_directory(directory: str, config: BertConfig, vocab_file: str 
                             lower_case: bool | None = None):
     """The BertTokenizer of `directory`'s vocab.txt, checked against the model's vocab_size;
     casing from `lower_case`, else tokenizer_config.json's do_lower_case, else inferred."""
-    from kbert.tokenization.tokenizer import BertTokenizer
-    from kbert.tokenization.vocab import Vocabulary
+    # deferred: the tokenizer is TensorFlow code, not needed on JAX
+    from kbert.tokenization.tokenizer import BertTokenizer  # noqa: PLC0415
 
     vocab_path = os.path.join(directory, vocab_file)
     if not os.path.isfile(vocab_path):
@@ -382,8 +380,6 @@ def load_transformers_checkpoint(directory: str | os.PathLike):
     Reads config.json, model.safetensors (or its sharded index, or pytorch_model.bin, unpickled
     safely) and vocab.txt (tokenizer_config.json's do_lower_case is honoured when present).
     """
-    from kbert.models.encoder import BertEncoder
-
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
         raise CheckpointError(f"{directory} is not a directory")
@@ -397,8 +393,6 @@ def load_transformers_checkpoint(directory: str | os.PathLike):
 
 
 def _vocab_tokens(vocab) -> list[str]:
-    from kbert.tokenization.vocab import Vocabulary
-
     if vocab is None:
         return []
     if hasattr(vocab, "vocab") and isinstance(vocab.vocab, Vocabulary):  # a BertTokenizer
@@ -416,8 +410,6 @@ def save_transformers_checkpoint(encoder, directory: str | os.PathLike, vocab=No
     `vocab` is given (a BertTokenizer, Vocabulary, vocab.txt path or token list), vocab.txt and
     tokenizer_config.json. `transformers.BertModel.from_pretrained(directory)` loads it.
     """
-    from safetensors.numpy import save_file
-
     directory = os.fspath(directory)
     config = encoder.bert_config
     tokens = _vocab_tokens(vocab)

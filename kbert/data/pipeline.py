@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from kbert.corpora import CorpusError
 from kbert.data import corpus as corpus_lib
+from kbert.data import tfrecords
 from kbert.data.masking import MlmMasker
 from kbert.data.pairs import PairOptions, nsp_pairs
 from kbert.tokenization.tokenizer import resolve_tokenizer  # also imported from here (bench)
@@ -174,8 +175,6 @@ def pretraining_dataset(corpus="austen", tokenizer_or_vocab=None, seq_length: in
         >>> model.fit(ds, epochs=3, validation_data=pretraining_dataset(
         ...     "austen", "runs/vocab", split="heldout"))                     # doctest: +SKIP
     """
-    from kbert.data import tfrecords
-
     if tokenizer_or_vocab is None:
         raise ValueError("pretraining_dataset needs tokenizer_or_vocab (a BertTokenizer, a "
                          "Vocabulary or a vocabulary directory)")

@@ -11,13 +11,20 @@ checkpoint, or a fine-tuned directory), `compile()` with the BERT fine-tuning re
 """
 
 from kbert.tasks.classifier import BertClassifier, ClassifierPredictions
+from kbert.tasks.data import (
+                              DataError,
+                              LabelledData,
+                              LabelMap,
+                              TruncationWarning,
+                              UnknownLabelError,
+                              load_labelled,
+                              stratified_split,
+)
+from kbert.tasks.loading import EncoderSourceError, load_encoder
+from kbert.tasks.metrics import ClassificationReport, classification_report
 from kbert.tasks.multiple_choice import BertMultipleChoice
 from kbert.tasks.span_extractor import BertSpanExtractor
 from kbert.tasks.token_classifier import BertTokenClassifier
-from kbert.tasks.data import (DataError, LabelledData, LabelMap, TruncationWarning,
-                              UnknownLabelError, load_labelled, stratified_split)
-from kbert.tasks.loading import EncoderSourceError, load_encoder
-from kbert.tasks.metrics import ClassificationReport, classification_report
 from kbert.tasks.tuning import LayerwiseAdamW, bert_finetuning_optimizer
 
 __all__ = [

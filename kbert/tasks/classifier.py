@@ -19,10 +19,24 @@ import keras
 import numpy as np
 from keras import ops
 
-from kbert.tasks.base import (TaskModel, as_text_list, head_dropout_rate, head_layers,
-                              is_string_dataset, is_text_list)
-from kbert.tasks.data import (DataError, LabelledData, LabelMap, check_texts, text_dataset,
-                              trim_padding, truncation_report)
+from kbert.tasks.base import (
+    TaskModel,
+    as_text_list,
+    head_dropout_rate,
+    head_layers,
+    is_string_dataset,
+    is_text_list,
+)
+from kbert.tasks.data import (
+    DataError,
+    LabelledData,
+    LabelMap,
+    check_texts,
+    text_dataset,
+    trim_padding,
+    truncation_report,
+)
+from kbert.tasks.metrics import classification_report
 
 PROBLEM_TYPES = ("single_label", "multi_label", "regression")
 POOLINGS = ("pooled", "cls", "mean")
@@ -201,7 +215,8 @@ class BertClassifier(TaskModel):
 
     def _string_dataset(self, ds, batch_size: int):
         """A tf.data of strings (see `text_to_dataset`) -> packed, padding-trimmed batches."""
-        import tensorflow as tf
+        # deferred: TensorFlow, not needed on JAX
+        import tensorflow as tf  # noqa: PLC0415
 
         tokenizer = self._require_tokenizer()
         spec = ds.element_spec
@@ -323,8 +338,6 @@ class BertClassifier(TaskModel):
         A label that is not in the model's label map raises UnknownLabelError before any
         prediction runs.
         """
-        from kbert.tasks.metrics import classification_report
-
         if self.problem_type != "single_label":
             raise ValueError("evaluate_texts reports single-label classification; use "
                              "model.evaluate(text_dataset(...)) for other problem types")

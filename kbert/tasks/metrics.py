@@ -18,6 +18,8 @@ from typing import Sequence
 
 import numpy as np
 
+from kbert.tasks.plots import confusion_figure
+
 
 def confusion_matrix(true_ids, predicted_ids, num_classes: int) -> np.ndarray:
     """int64 [C, C]: entry (t, p) counts examples of true class t predicted as p."""
@@ -116,8 +118,6 @@ class ClassificationReport:
 
     def save_confusion_png(self, path: str) -> None:
         """Draw the confusion matrix as a PNG (needs matplotlib: `pip install 'kbert[plots]'`)."""
-        from kbert.tasks.plots import confusion_figure
-
         confusion_figure(self.confusion, self.labels).savefig(path)
 
 

@@ -92,7 +92,8 @@ class BertMultipleChoice(TaskModel):
     def fit_choices(self, prompts, choices, answers, epochs: int = 3, batch_size: int = 16,
                     learning_rate: float = 3e-5, seed: int = 0, verbose="auto", **compile_kwargs):
         """Fine-tune; `answers[i]` is the index of the right choice of example i."""
-        import tensorflow as tf
+        # deferred: TensorFlow, not needed on JAX
+        import tensorflow as tf  # noqa: PLC0415
 
         features = self.encode_choices(prompts, choices)
         answers = np.asarray(answers, np.int32)

@@ -27,7 +27,8 @@ NO_MATPLOTLIB = ("matplotlib is not installed: the confusion matrices and traini
 
 def have_matplotlib() -> bool:
     try:
-        import matplotlib  # noqa: F401
+        # deferred: matplotlib is optional (kbert[plots])
+        import matplotlib  # noqa: F401, PLC0415
     except ImportError:
         return False
     return True
@@ -35,7 +36,8 @@ def have_matplotlib() -> bool:
 
 def _figure(width: float, height: float):
     try:
-        from matplotlib.figure import Figure
+        # deferred: matplotlib is optional (kbert[plots])
+        from matplotlib.figure import Figure  # noqa: PLC0415
     except ImportError:
         raise ImportError("plots need matplotlib: pip install 'kbert[plots]'") from None
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
@@ -77,7 +79,8 @@ def _curves(history: dict) -> list[tuple[str, str, list[float]]]:
 
 def training_figure(history: dict):
     """A matplotlib Figure: loss (training, validation) and validation accuracy per epoch."""
-    from matplotlib.ticker import MaxNLocator
+    # deferred: matplotlib is optional (kbert[plots])
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
 
     curves = _curves(history)
     panels = sorted({panel for panel, _, _ in curves}, key=["loss", "accuracy"].index)

@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 import warnings
 
 import keras
@@ -30,7 +31,8 @@ from kbert.tasks.data import DataError, LabelMap, TruncationWarning, check_texts
 
 
 def _pack(tokenizer, segments, max_length: int) -> dict:
-    from kbert.tokenization.packing import pack_id_lists
+    # deferred: packing is TensorFlow code, not needed on JAX
+    from kbert.tokenization.packing import pack_id_lists  # noqa: PLC0415
 
     return pack_id_lists(segments, max_length, tokenizer.cls_id, tokenizer.sep_id,
                          tokenizer.pad_id)
@@ -180,7 +182,8 @@ class BertTokenClassifier(TaskModel):
     def fit_words(self, sentences, tags, validation=None, epochs: int = 3, batch_size: int = 32,
                   learning_rate: float = 5e-5, seed: int = 0, verbose="auto", **compile_kwargs):
         """Fine-tune on word-level tags; `validation` is (sentences, tags). Returns History."""
-        import tensorflow as tf
+        # deferred: TensorFlow, not needed on JAX
+        import tensorflow as tf  # noqa: PLC0415
 
         features, targets, weights, _ = self.encode_words(sentences, tags)
         steps = epochs * math.ceil(len(sentences) / batch_size)
@@ -264,15 +267,11 @@ class BertTokenClassifier(TaskModel):
         return config
 
     def _save_extra(self, directory: str) -> dict:
-        import os
-
         if self.label_map is not None:
             self.label_map.save(os.path.join(directory, "labels.json"))
         return {}
 
     def load_task_extras(self, directory: str, task: dict) -> None:
-        import os
-
         path = os.path.join(directory, "labels.json")
         if os.path.isfile(path):
             self.set_label_map(LabelMap.load(path))

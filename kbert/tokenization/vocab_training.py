@@ -16,7 +16,12 @@ import time
 from typing import Callable, Iterable
 
 import numpy as np
+import tensorflow as tf
+from tensorflow_text.python.ops import bert_tokenizer
+from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
 
+from kbert.corpora import expand_paths, read_lines
+from kbert.tokenization.tokenizer import BertTokenizer, normalize
 from kbert.tokenization.vocab import SPECIAL_TOKENS, Vocabulary, VocabularyError
 
 
@@ -54,13 +59,6 @@ def train_vocabulary(corpus: str | os.PathLike | Iterable[str | os.PathLike],
     word split, `count_words`, `learn`) on text normalised exactly as `BertTokenizer`
     normalises it, so every learned piece is reachable.
     """
-    import tensorflow as tf
-    from tensorflow_text.python.ops import bert_tokenizer
-    from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
-
-    from kbert.corpora import expand_paths, read_lines
-    from kbert.tokenization.tokenizer import BertTokenizer, normalize
-
     if log is None:
         log = print if verbose else (lambda message: None)
     if not isinstance(num_unused, int) or num_unused < 0:

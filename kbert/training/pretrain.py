@@ -21,11 +21,36 @@ Files written in `output_dir`:
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import math
 import os
+import random
 import time
 from typing import Any
+
+import keras
+import numpy as np
+
+from kbert.config import BertConfig, read_json_file
+from kbert.data.corpus import iter_documents
+from kbert.data.pipeline import pretraining_dataset
+from kbert.fill_mask import fill_mask
+from kbert.models.pretrainer import BertPretrainer
+from kbert.outputs import fit_verbosity
+from kbert.tokenization.tokenizer import BertTokenizer
+from kbert.tokenization.vocab import VOCAB_FILE, Vocabulary
+from kbert.tokenization.vocab_training import train_vocabulary
+from kbert.training.callbacks import (
+    AtomicCheckpoint,
+    StopOnDivergence,
+    TrainingDiverged,
+    remove_quietly,
+    write_json_atomic,
+)
+from kbert.training.distribute import DistributedJob
+from kbert.training.optimizer import create_optimizer, set_precision
+from kbert.training.preflight import check_output_dir
 
 SUMMARY_FILE = "summary.json"
 
@@ -84,8 +109,6 @@ class PretrainConfig:
 
     @classmethod
     def from_json(cls, path: str) -> "PretrainConfig":
-        from kbert.config import read_json_file
-
         # Size-bounded, UTF-8, an object, no RecursionError on deeply nested input.
         return cls.from_dict(read_json_file(path, error=ValueError))
 
@@ -153,9 +176,6 @@ def is_same_run(config: PretrainConfig, directory: str | None = None) -> bool:
 # ---------------------------------------------------------------------------------- parts
 def prepare_vocabulary(config: PretrainConfig, log=print):
     """The given vocabulary, else the one in output_dir (a re-run reuses it), else a new one."""
-    from kbert.tokenization.vocab import VOCAB_FILE, Vocabulary
-    from kbert.tokenization.vocab_training import train_vocabulary
-
     if config.vocab is not None:
         vocab = Vocabulary.load(config.vocab)
         vocab.save(config.output_dir)
@@ -175,8 +195,6 @@ def prepare_vocabulary(config: PretrainConfig, log=print):
 
 def model_config(config: PretrainConfig, vocab_size: int):
     """The BertConfig of the run; an explicit vocab_size must agree with the vocabulary."""
-    from kbert.config import BertConfig, read_json_file
-
     overrides = config.model
     if isinstance(overrides, str):
         overrides = read_json_file(overrides, error=ValueError)
@@ -210,8 +228,6 @@ def build_datasets(config: PretrainConfig, tokenizer, resume_epoch: int = 0):
     A run resumed at epoch e draws its stream with seed + e instead of replaying the batches
     of epochs 0..e-1 (skipping them would cost as much input processing as making them).
     """
-    from kbert.data.pipeline import pretraining_dataset
-
     common = dict(seq_length=config.seq_length, batch_size=config.batch_size,
                   max_predictions=config.max_predictions, masked_lm_prob=config.masked_lm_prob,
                   whole_word=config.whole_word_masking)
@@ -224,8 +240,6 @@ def build_datasets(config: PretrainConfig, tokenizer, resume_epoch: int = 0):
 
 
 def _resume_epoch(backup_dir: str) -> int:
-    from kbert.config import read_json_file
-
     try:
         return int(read_json_file(os.path.join(backup_dir, "training_metadata.json"),
                                   ValueError)["epoch"])
@@ -240,8 +254,6 @@ def evaluate_heldout(model, datasets, batches: int) -> dict:
     baseline_accuracy: the share of the most frequent held-out target token, i.e. the accuracy
     of always predicting it (the strongest single-token predictor, chosen with hindsight).
     """
-    import numpy as np
-
     correct = total = nsp_correct = nsp_total = 0.0
     target_counts: dict[int, float] = {}
     if not isinstance(datasets, (list, tuple)):
@@ -270,11 +282,6 @@ def evaluate_heldout(model, datasets, batches: int) -> dict:
 
 def fill_mask_examples(model, tokenizer, corpus, count: int, seed: int) -> list[dict]:
     """Mask one word in each of `count` held-out sentences and predict it."""
-    import random
-
-    from kbert.fill_mask import fill_mask
-    from kbert.data.corpus import iter_documents
-
     if count <= 0:
         return []
     rng = random.Random(seed)
@@ -307,14 +314,11 @@ def pretrain(config: PretrainConfig | dict | None = None, log=print) -> dict:
     Raises TrainingDiverged (a ValueError) if the loss becomes NaN, naming the step and the
     last good checkpoint; ConfigError if the vocabulary does not fit the model.
     """
-    import keras
-
     if config is None:
         config = PretrainConfig()
     elif isinstance(config, dict):
         config = PretrainConfig.from_dict(config)
     config.validate()
-    from kbert.training.distribute import DistributedJob
 
     previous_policy = keras.mixed_precision.global_policy()
     # First: MultiWorkerMirroredStrategy must be created before any other TensorFlow op.
@@ -327,16 +331,6 @@ def pretrain(config: PretrainConfig | dict | None = None, log=print) -> dict:
 
 
 def _pretrain(config: PretrainConfig, log, job) -> dict:
-    import keras
-
-    from kbert.models.pretrainer import BertPretrainer
-    from kbert.outputs import fit_verbosity
-    from kbert.tokenization.tokenizer import BertTokenizer
-    from kbert.training.callbacks import (AtomicCheckpoint, StopOnDivergence, TrainingDiverged,
-                                          write_json_atomic)
-    from kbert.training.optimizer import create_optimizer, set_precision
-    from kbert.training.preflight import check_output_dir
-
     started = time.perf_counter()
     out = config.output_dir
     check_output_dir(out)  # creatable and writable: a clear error now, before any work
@@ -424,10 +418,6 @@ def _pretrain(config: PretrainConfig, log, job) -> dict:
 def metric_loggers(out: str, every_steps: int, log=print) -> list:
     """history.csv (appended across resumes) and TensorBoard logs when TensorBoard is installed
     (TensorFlow 2.21 no longer pulls it in; `pip install tensorboard` to get the logs)."""
-    import importlib.util
-
-    import keras
-
     loggers = [keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=True)]
     if importlib.util.find_spec("tensorboard") is not None:
         loggers.append(keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False,
@@ -439,11 +429,6 @@ def metric_loggers(out: str, every_steps: int, log=print) -> list:
 
 def save_models(model, out: str) -> None:
     """encoder.keras and pretrainer.keras (no optimizer state), each written atomically."""
-    import keras
-
-    from kbert.models.pretrainer import BertPretrainer
-    from kbert.training.callbacks import remove_quietly
-
     # A fresh, uncompiled copy: `.keras` would otherwise carry the optimizer's moments (2x the
     # weights) that inference and fine-tuning do not need.
     clean = BertPretrainer.from_config(model.get_config())
