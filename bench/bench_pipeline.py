@@ -27,7 +27,8 @@ TARGET = 300.0  # examples/s: 10x a BERT-small training step on this CPU
 
 
 def vocabulary(path: str | None, size: int):
-    from kbert.tokenization.vocab import Vocabulary, train_vocabulary
+    from kbert.tokenization.vocab import Vocabulary
+    from kbert.tokenization.vocab_training import train_vocabulary
 
     if path:
         return Vocabulary.load(path)

@@ -40,7 +40,7 @@ def prepare(args) -> None:
     from kbert.data.pipeline import pair_dataset
     from kbert.tasks.data import stratified_split
     from kbert.tokenization.tokenizer import BertTokenizer
-    from kbert.tokenization.vocab import train_vocabulary
+    from kbert.tokenization.vocab_training import train_vocabulary
 
     os.makedirs(args.output_dir, exist_ok=True)
     reviews = str(fetch_reviews(None))

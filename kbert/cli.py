@@ -22,7 +22,8 @@ from kbert import __version__
 
 # name -> (module under kbert.commands, one-line help). The order is the order `--help` shows.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "pretrain": ("pretrain", "pre-train a BERT (MLM + NSP) on a corpus; default: the embedded Austen corpus"),
+    "pretrain": ("pretrain",
+                 "pre-train a BERT (MLM + NSP) on a corpus; default: the embedded Austen corpus"),
     "vocab": ("vocab", "train a WordPiece vocabulary (vocab.txt + unigram counts) from a corpus"),
     "tokenize": ("tokenize", "show the WordPiece pieces, ids and offsets of texts"),
     "fill-mask": ("fill_mask", "predict the [MASK] tokens of a sentence with a pre-trained model"),
@@ -31,7 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("finetune", "fine-tune a classifier on labelled CSV / TSV / JSONL data"),
     "classify": ("classify", "label texts (or pairs) with a fine-tuned classifier"),
     "convert": ("convert", "import transformers or Google BERT weights, or export to transformers"),
-    "export": ("export", "export a SavedModel for TensorFlow Serving (saved_models/<name>/<version>/)"),
+    "export": ("export",
+               "export a SavedModel for TensorFlow Serving (saved_models/<name>/<version>/)"),
     "tflite": ("tflite", "convert an encoder or classifier to TFLite (float32, float16, int8)"),
 }
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -118,7 +118,7 @@ class ContextualEmbedder:
         self._is_continuation = np.asarray(tokenizer.vocab.is_continuation, bool)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, **kwargs) -> "ContextualEmbedder":
+    def from_pretrained(cls, path: str | os.PathLike, **kwargs) -> ContextualEmbedder:
         """From any model `kbert.load` reads (a kbert, transformers or Google BERT directory, a
         pre-training run, a fine-tuned model: its encoder)."""
         loaded = load(path)
@@ -137,9 +137,10 @@ class ContextualEmbedder:
         """Per text, one TokenVector per WordPiece token (no [CLS]/[SEP]/[PAD])."""
         encoded, states = self._run(texts, layer)
         out = []
-        for enc, state in zip(encoded, states):
+        for enc, state in zip(encoded, states, strict=True):
             out.append([TokenVector(self._pieces[i], int(i), int(s), int(e), state[1 + k])
-                        for k, (i, s, e) in enumerate(zip(enc.ids, enc.starts, enc.ends))])
+                        for k, (i, s, e) in enumerate(zip(enc.ids, enc.starts, enc.ends,
+                                                          strict=True))])
         return out
 
     def words(self, texts: Sequence[str], pooling: str = "first",
@@ -150,11 +151,11 @@ class ContextualEmbedder:
         texts = _check_texts(texts)
         encoded, states = self._run(texts, layer)
         out = []
-        for text, enc, state in zip(texts, encoded, states):
+        for text, enc, state in zip(texts, encoded, states, strict=True):
             words = []
             starts = [k for k in range(len(enc.ids))
                       if k == 0 or not self._is_continuation[enc.ids[k]]]
-            for a, b in zip(starts, starts[1:] + [len(enc.ids)]):
+            for a, b in zip(starts, starts[1:] + [len(enc.ids)], strict=True):
                 vectors = state[1 + a:1 + b]
                 vector = vectors[0] if pooling == "first" else vectors.mean(axis=0)
                 start, end = int(enc.starts[a]), int(enc.ends[b - 1])

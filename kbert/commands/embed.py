@@ -87,13 +87,13 @@ def _records(texts, level, result, width: int):
     """-> (json lines, npz arrays)."""
     lines, vectors, index, starts, ends, labels = [], [], [], [], [], []
     if level == "sentence":
-        for text, vector in zip(texts, result):
+        for text, vector in zip(texts, result, strict=True):
             lines.append({"text": text, "vector": _rounded(vector)})
         arrays = {"vectors": np.asarray(result, np.float32),
                   "text_index": np.arange(len(texts), dtype=np.int64)}
         return lines, arrays
     key = "tokens" if level == "token" else "words"
-    for n, (text, records) in enumerate(zip(texts, result)):
+    for n, (text, records) in enumerate(zip(texts, result, strict=True)):
         items = []
         for r in records:
             item = r.to_dict()
@@ -114,7 +114,6 @@ def _records(texts, level, result, width: int):
 def run(args: argparse.Namespace) -> int:
     # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
     from kbert.embeddings import ContextualEmbedder  # noqa: PLC0415
-
 
     pooling = _check(args)
     texts = _read_texts(args)

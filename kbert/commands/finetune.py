@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 
-from kbert.config import MaxLengthError, read_json_file
+from kbert.config import MaxLengthError, check_known_keys, read_json_file
 from kbert.outputs import check_output, fit_verbosity
 
 # flag -> (config key, type, default, help)
@@ -79,9 +79,7 @@ def resolve_options(args) -> dict:
     options["header"] = True
     if args.config:
         values = read_json_file(args.config, ValueError)  # size-limited, UTF-8, an object
-        unknown = sorted(set(values) - set(options))
-        if unknown:
-            raise ValueError(f"{args.config}: unknown keys {unknown}; known: {sorted(options)}")
+        check_known_keys(values, options, "keys", ValueError, where=f"{args.config}: ")
         options.update(values)
     for key in options:
         value = getattr(args, key, None)

@@ -107,8 +107,8 @@ def report(summary: dict) -> str:
             guesses = ", ".join(f"{t} {p:.2f}" for t, p in ex["predictions"])
             lines.append(f"  {ex['text']}\n      {ex['answer']} -> {guesses}")
     seconds = summary["seconds"]
-    lines.append(f"{summary['steps']} steps; time: {seconds['total']:.0f}s (fit {seconds['fit']:.0f}s); "
-                 f"encoder: {summary['files']['encoder']}; summary: "
+    lines.append(f"{summary['steps']} steps; time: {seconds['total']:.0f}s "
+                 f"(fit {seconds['fit']:.0f}s); encoder: {summary['files']['encoder']}; summary: "
                  f"{summary['config']['output_dir']}/summary.json")
     return "\n".join(lines)
 

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     texts = (_calibration_texts(args.calibration, args.num_calibration)
              if "int8" in quantizations else None)
     print(f"{'file':<48} {'size':>10}")
-    for (form, quantization), path in zip(variants, paths):
+    for (form, quantization), path in zip(variants, paths, strict=True):
         export_tflite(model, path, tokenizer=tokenizer, inputs=form, quantization=quantization,
                       pairs=args.pairs, max_length=args.max_length, representative_texts=texts)
         print(f"{path:<48} {os.path.getsize(path) / 1e6:>8.2f} MB")

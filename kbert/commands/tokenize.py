@@ -41,14 +41,14 @@ def run(args: argparse.Namespace) -> int:
     for i, text in enumerate(texts):
         row_ids = ids[i].numpy().tolist()
         row_pieces = [p.decode("utf-8") for p in pieces[i].numpy()]
-        offsets = list(zip(starts[i].numpy().tolist(), ends[i].numpy().tolist()))
+        offsets = list(zip(starts[i].numpy().tolist(), ends[i].numpy().tolist(), strict=True))
         if args.json:
             print(json.dumps({"text": text, "pieces": row_pieces, "ids": row_ids,
                               "offsets": [list(o) for o in offsets]}, ensure_ascii=False))
             continue
         raw = text.encode("utf-8")
         print(f"{text!r}: {len(row_ids)} pieces")
-        for piece, token_id, (start, end) in zip(row_pieces, row_ids, offsets):
+        for piece, token_id, (start, end) in zip(row_pieces, row_ids, offsets, strict=True):
             source = raw[start:end].decode("utf-8", "replace")
             print(f"  {piece:<20} {token_id:>7}  {start:>5}-{end:<5} {source!r}")
     return 0

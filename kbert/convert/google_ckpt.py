@@ -48,7 +48,8 @@ _IGNORED = ("global_step", "bad_steps", "good_steps", "loss_scale")
 
 
 def google_to_transformers_key(name: str) -> str | None:
-    """'bert/encoder/layer_3/attention/self/query/kernel' -> 'encoder.layer.3.attention.self.query.weight'.
+    """'bert/encoder/layer_3/attention/self/query/kernel' ->
+    'encoder.layer.3.attention.self.query.weight'.
 
     None for names outside `bert/` (heads, optimizer state).
     """
@@ -159,7 +160,8 @@ def google_weights_to_encoder(variables: dict[str, np.ndarray], encoder,
 
 def load_google_checkpoint(path: str | os.PathLike, hidden_act: str | None = None,
                            lower_case: bool | None = None):
-    """A google-research/bert release (directory or checkpoint prefix) -> (BertEncoder, BertTokenizer).
+    """A google-research/bert release (directory or checkpoint prefix) -> (BertEncoder,
+    BertTokenizer).
 
     Args:
         path: the directory holding bert_config.json, vocab.txt and one bert_model.ckpt, or the

@@ -15,8 +15,9 @@ and keeps query / key / value apart (kbert fuses them into one [H, 3H] kernel, c
 query | key | value).
 
 Example:
-    >>> encoder, tokenizer = load_transformers_checkpoint("path/to/all-MiniLM-L6-v2")  # doctest: +SKIP
-    >>> save_transformers_checkpoint(encoder, "out/", vocab=tokenizer)               # doctest: +SKIP
+    >>> encoder, tokenizer = load_transformers_checkpoint(  # doctest: +SKIP
+    ...     "path/to/all-MiniLM-L6-v2")
+    >>> save_transformers_checkpoint(encoder, "out/", vocab=tokenizer)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import json
 import os
 import re
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
@@ -208,7 +210,8 @@ def expected_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
         for proj in ("attention.self.query", "attention.self.key", "attention.self.value",
                      "attention.output.dense"):
             shapes[f"{p}{proj}.weight"], shapes[f"{p}{proj}.bias"] = (h, h), (h,)
-        shapes[f"{p}intermediate.dense.weight"], shapes[f"{p}intermediate.dense.bias"] = (i, h), (i,)
+        shapes[f"{p}intermediate.dense.weight"] = (i, h)
+        shapes[f"{p}intermediate.dense.bias"] = (i,)
         shapes[f"{p}output.dense.weight"], shapes[f"{p}output.dense.bias"] = (h, i), (h,)
         for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
             shapes[f"{p}{norm}.weight"], shapes[f"{p}{norm}.bias"] = (h,), (h,)
@@ -301,7 +304,8 @@ def assign_weights(weights: dict[str, tuple[str, np.ndarray]], encoder, source: 
 
 def encoder_to_transformers_weights(encoder) -> dict[str, np.ndarray]:
     """The encoder's weights as a transformers `BertModel` state dict (no prefix, [out, in])."""
-    variables = {k: np.asarray(v.numpy(), np.float32) for k, v in encoder_variables(encoder).items()}
+    variables = {k: np.asarray(v.numpy(), np.float32)
+                 for k, v in encoder_variables(encoder).items()}
     hidden = encoder.bert_config.hidden_size
     out = {}
     for name, (keys, _) in _mapping(encoder.bert_config.num_layers).items():
@@ -314,7 +318,7 @@ def encoder_to_transformers_weights(encoder) -> dict[str, np.ndarray]:
             parts = [_t(value)]
         else:
             parts = [value]
-        for key, part in zip(keys, parts):
+        for key, part in zip(keys, parts, strict=True):
             out[key] = np.ascontiguousarray(part)
     return out
 

@@ -37,7 +37,7 @@ import hashlib
 import itertools
 import os
 import re
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import tensorflow as tf
 

@@ -63,7 +63,8 @@ DOC_SHUFFLE_BUFFER = 1024
 def pair_dataset(corpus, tokenizer_or_vocab, seq_length: int = 128, *, seed: int = 12345,
                  split: str = "train", dynamic: bool = True, shuffle: bool = True,
                  short_seq_prob: float = 0.1, heldout_fraction: float = 0.05,
-                 format: str = "auto", errors: str = "strict", doc_shuffle_buffer: int = DOC_SHUFFLE_BUFFER,
+                 format: str = "auto", errors: str = "strict",
+                 doc_shuffle_buffer: int = DOC_SHUFFLE_BUFFER,
                  window: int = 16, with_provenance: bool = False,
                  num_parallel_calls=tf.data.AUTOTUNE) -> tf.data.Dataset:
     """Packed NSP pairs, one per element, before masking.

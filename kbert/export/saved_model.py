@@ -8,8 +8,9 @@ docs/serving.md for serving it.
 
 Example:
     >>> from kbert.export import export_saved_model
-    >>> path = export_saved_model(encoder, tokenizer, "saved_models", name="minilm")  # doctest: +SKIP
-    >>> path                                                                           # doctest: +SKIP
+    >>> path = export_saved_model(  # doctest: +SKIP
+    ...     encoder, tokenizer, "saved_models", name="minilm")
+    >>> path  # doctest: +SKIP
     'saved_models/minilm/1'
 """
 
@@ -108,7 +109,8 @@ def resolve_max_length(model, tokenizer, max_length: int | None) -> int:
     if max_length is None:  # the default never exceeds what the model can take
         max_length = head.max_length if head is not None else tokenizer.max_length
         max_length = min(max_length, limit)
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or not 3 <= max_length <= limit:
+    if (isinstance(max_length, bool) or not isinstance(max_length, int)
+            or not 3 <= max_length <= limit):
         raise ExportError(f"max_length must be an integer in [3, {limit}] (the encoder's "
                           f"positions; 3 fits [CLS] A [SEP] B [SEP] minimally), got {max_length!r}")
     return max_length

@@ -16,7 +16,7 @@ file with the real `tensorflow_serving.apis.prediction_log_pb2` to keep this hon
 from __future__ import annotations
 
 import os
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import tensorflow as tf

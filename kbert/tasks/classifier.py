@@ -61,8 +61,9 @@ class ClassifierPredictions:
 
     def to_records(self) -> list[dict]:
         return [{"label": label,
-                 "probabilities": {str(c): float(p) for c, p in zip(self.class_labels, row)}}
-                for label, row in zip(self.labels, self.probabilities)]
+                 "probabilities": {str(c): float(p)
+                                   for c, p in zip(self.class_labels, row, strict=True)}}
+                for label, row in zip(self.labels, self.probabilities, strict=True)]
 
 
 @keras.saving.register_keras_serializable(package="kbert")
@@ -94,7 +95,8 @@ class BertClassifier(TaskModel):
         if problem_type not in PROBLEM_TYPES:
             raise ValueError(f"problem_type must be one of {PROBLEM_TYPES}, got {problem_type!r}")
         minimum = 1 if problem_type == "regression" else 2
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < minimum:
+        if (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                or num_classes < minimum):
             raise ValueError(f"num_classes must be an integer >= {minimum} for {problem_type}, "
                              f"got {num_classes!r}")
         if pooling not in POOLINGS:

@@ -29,7 +29,8 @@ import json
 import os
 import re
 import warnings
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +81,7 @@ class LabelledData:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def subset(self, indices: Sequence[int]) -> "LabelledData":
+    def subset(self, indices: Sequence[int]) -> LabelledData:
         pick = lambda values: None if values is None else [values[i] for i in indices]  # noqa: E731
         return LabelledData(pick(self.texts), pick(self.labels), pick(self.pairs))
 
@@ -120,7 +121,7 @@ class LabelMap:
         self._ids = {k: i for i, k in enumerate(keys)}
 
     @classmethod
-    def from_labels(cls, values: Iterable, min_classes: int = 2) -> "LabelMap":
+    def from_labels(cls, values: Iterable, min_classes: int = 2) -> LabelMap:
         """The sorted distinct labels of `values` (lists of labels are flattened: multi-label)."""
         flat = []
         for v in values:
@@ -182,7 +183,7 @@ class LabelMap:
             f.write("\n")
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "LabelMap":
+    def load(cls, path: str | os.PathLike) -> LabelMap:
         values = read_json_file(path, DataError)  # size-limited, UTF-8, a JSON object
         if not isinstance(values, dict) or not isinstance(values.get("labels"), list):
             raise DataError(f"{path}: expected {{\"labels\": [...]}}")
@@ -239,7 +240,7 @@ def _rows_from_file(path: str, fmt: str, header: bool, delimiter: str | None, en
     if not rows:
         raise DataError(f"{path}: the file is empty")
     names = rows[0]
-    return [dict(zip(names, r)) for r in rows[1:]], names
+    return [dict(zip(names, r, strict=False)) for r in rows[1:]], names
 
 
 def _detect_format(path: str, fmt: str | None) -> str:
@@ -252,7 +253,8 @@ def _detect_format(path: str, fmt: str | None) -> str:
                       (".ndjson", "jsonl"), (".json", "jsonl")):
         if lower.endswith(ext):
             return name
-    raise DataError(f"{path}: cannot tell the format from the name; pass format='csv'|'tsv'|'jsonl'")
+    raise DataError(f"{path}: cannot tell the format from the name; "
+                    "pass format='csv'|'tsv'|'jsonl'")
 
 
 def _rows_from_python(source) -> tuple[list, list]:

@@ -4,7 +4,7 @@ the scores of one example's choices are soft-maxed against each other.
 Example:
     >>> mc = BertMultipleChoice.from_pretrained(minilm_dir)                       # doctest: +SKIP
     >>> mc.predict_choices(["She opened the umbrella because"],
-    ...                    [["it was raining.", "the soup was cold."]])              # doctest: +SKIP
+    ...                    [["it was raining.", "the soup was cold."]])  # doctest: +SKIP
     (array([0]), array([[0.71, 0.29]], dtype=float32))
 """
 

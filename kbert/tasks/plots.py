@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -86,7 +86,7 @@ def training_figure(history: dict):
     panels = sorted({panel for panel, _, _ in curves}, key=["loss", "accuracy"].index)
     figure = _figure(4.5 * max(1, len(panels)), 3.5)
     axes = np.atleast_1d(figure.subplots(1, max(1, len(panels))))
-    for ax, panel in zip(axes, panels):
+    for ax, panel in zip(axes, panels, strict=False):
         for _, name, values in (c for c in curves if c[0] == panel):
             ax.plot(range(1, len(values) + 1), values, marker="o", label=name)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -101,7 +101,7 @@ class BertSpanExtractor(TaskModel):
         q_pieces = tokenize_with_char_offsets(tokenizer, questions)
         c_pieces = tokenize_with_char_offsets(tokenizer, contexts)
         question_rows, window_rows, starts, ends, windows = [], [], [], [], []
-        for i, (qp, cp) in enumerate(zip(q_pieces, c_pieces)):
+        for i, (qp, cp) in enumerate(zip(q_pieces, c_pieces, strict=True)):
             q_ids = [p.id for p in qp[:max_question_length]]
             room = self.max_length - len(q_ids) - 3
             if room < 1:

@@ -47,7 +47,7 @@ def bio_entities(tags: list, spans: list[tuple[int, int]], text: str) -> list[di
     """
     entities: list[dict] = []
     current = None
-    for tag, (start, end) in zip(tags, spans):
+    for tag, (start, end) in zip(tags, spans, strict=False):
         tag = "O" if tag is None else str(tag)
         prefix, _, kind = tag.partition("-") if tag[:2] in ("B-", "I-") else ("", "", tag)
         if tag == "O":
@@ -156,7 +156,7 @@ class BertTokenClassifier(TaskModel):
             weight = np.zeros(self.max_length, np.float32)
             if tags is not None:
                 ids = self.label_map.encode(tags[i])
-                for position, tag_id in zip(alignment[-1], ids):
+                for position, tag_id in zip(alignment[-1], ids, strict=False):
                     if position >= 0:
                         target[position], weight[position] = tag_id, 1.0
             targets.append(target)
@@ -248,7 +248,7 @@ class BertTokenClassifier(TaskModel):
         features, all_pieces = self._pack_texts(texts)
         ids = self._tag_ids(features, batch_size)
         results = []
-        for i, (text, pieces) in enumerate(zip(texts, all_pieces)):
+        for i, (text, pieces) in enumerate(zip(texts, all_pieces, strict=True)):
             words = []
             for group in group_words(pieces[:budget]):
                 start, end = pieces[group[0]].start, pieces[group[-1]].end

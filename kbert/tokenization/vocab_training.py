@@ -4,7 +4,8 @@ Kept apart from `vocab.py` (the Vocabulary itself, which needs no tokenizer) bec
 needs the tokenizer: vocab <- tokenizer <- vocab_training, no import cycle.
 
 Example:
-    >>> vocab = train_vocabulary("austen", vocab_size=8000, output_dir="runs/vocab")  # doctest: +SKIP
+    >>> vocab = train_vocabulary("austen", vocab_size=8000,  # doctest: +SKIP
+    ...                          output_dir="runs/vocab")
     >>> vocab.mask_id, vocab.token_to_id["[SEP]"]  # doctest: +SKIP
     (4, 3)
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import tensorflow as tf
@@ -155,4 +156,4 @@ def trim_learned(tokens: list[str], vocab_size: int, num_reserved: int) -> list[
             f"this corpus needs {vocab_size + excess} entries for its characters alone (the "
             f"learner keeps every character seen, up to 1,000, and its '##' form); use "
             f"vocab_size >= {vocab_size + excess}")
-    return [t for t, k in zip(tokens, keep) if k]
+    return [t for t, k in zip(tokens, keep, strict=True) if k]

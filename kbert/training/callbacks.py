@@ -295,7 +295,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             raise CheckpointWriteError(
                 getattr(e, "errno", None) or 0,
                 f"could not record the resume backup in {self._training_metadata_path} "
-                f"({getattr(e, 'strerror', None) or e}); the previous backup stays in force")
+                f"({getattr(e, 'strerror', None) or e}); the previous backup stays in force") from e
         self._committed = path
         for old in glob.glob(os.path.join(self.backup_dir, "*.weights.h5")):
             if os.path.basename(old) != name:

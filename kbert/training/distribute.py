@@ -241,7 +241,7 @@ def sum_gradients_before_clipping(optimizer) -> None:
             grads = list(grads)
             present = [i for i, g in enumerate(grads) if g is not None]
             summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in present])
-            for i, g in zip(present, summed):
+            for i, g in zip(present, summed, strict=True):
                 grads[i] = g
         return clip(grads)
 

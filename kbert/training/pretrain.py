@@ -3,7 +3,8 @@
 Example:
     >>> from kbert.training.pretrain import PretrainConfig, pretrain
     >>> result = pretrain(PretrainConfig(output_dir="runs/pretrain"))  # doctest: +SKIP
-    >>> result["heldout"]["mlm_accuracy"] > 3 * result["heldout"]["baseline_accuracy"]  # doctest: +SKIP
+    >>> held = result["heldout"]  # doctest: +SKIP
+    >>> held["mlm_accuracy"] > 3 * held["baseline_accuracy"]  # doctest: +SKIP
     True
 
 Files written in `output_dir`:
@@ -32,7 +33,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from kbert.config import BertConfig, read_json_file
+from kbert.config import BertConfig, check_known_keys, read_json_file
 from kbert.data.corpus import iter_documents
 from kbert.data.pipeline import pretraining_dataset
 from kbert.fill_mask import fill_mask
@@ -100,15 +101,13 @@ class PretrainConfig:
                                         # kbert/training/distribute.py; batch_size is global
 
     @classmethod
-    def from_dict(cls, values: dict) -> "PretrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown pretrain config keys {unknown}; known keys: {sorted(known)}")
+    def from_dict(cls, values: dict) -> PretrainConfig:
+        check_known_keys(values, {f.name for f in dataclasses.fields(cls)},
+                         "pretrain config keys", ValueError)
         return cls(**values)
 
     @classmethod
-    def from_json(cls, path: str) -> "PretrainConfig":
+    def from_json(cls, path: str) -> PretrainConfig:
         # Size-bounded, UTF-8, an object, no RecursionError on deeply nested input.
         return cls.from_dict(read_json_file(path, error=ValueError))
 
@@ -267,7 +266,7 @@ def evaluate_heldout(model, datasets, batches: int) -> dict:
         w = np.asarray(labels["masked_weights"], dtype="float64")
         correct += float((w * (pred == ids)).sum())
         total += float(w.sum())
-        for token, weight in zip(ids[w > 0].tolist(), w[w > 0].tolist()):
+        for token, weight in zip(ids[w > 0].tolist(), w[w > 0].tolist(), strict=True):
             target_counts[token] = target_counts.get(token, 0.0) + weight
         nsp = np.asarray(labels["next_sentence_labels"]).reshape(-1)
         nsp_correct += float((np.argmax(np.asarray(out["nsp_logits"]), -1) == nsp).sum())
