@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import warnings
 from collections.abc import Sequence
@@ -155,7 +156,7 @@ class ContextualEmbedder:
             words = []
             starts = [k for k in range(len(enc.ids))
                       if k == 0 or not self._is_continuation[enc.ids[k]]]
-            for a, b in zip(starts, starts[1:] + [len(enc.ids)], strict=True):
+            for a, b in itertools.pairwise(starts + [len(enc.ids)]):  # none for no pieces
                 vectors = state[1 + a:1 + b]
                 vector = vectors[0] if pooling == "first" else vectors.mean(axis=0)
                 start, end = int(enc.starts[a]), int(enc.ends[b - 1])
