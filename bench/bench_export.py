@@ -19,6 +19,8 @@ import statistics
 import tempfile
 import time
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SENTENCE = "Emma Woodhouse, handsome, clever, and rich, seemed to unite some of the best blessings."
@@ -30,8 +32,6 @@ def _dir_size(path: str) -> int:
 
 
 def _cosines(a, b, mask):
-    import numpy as np
-
     cos = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-12)
     return cos[mask > 0]
 
@@ -46,7 +46,6 @@ def main() -> None:
                         help="subset, e.g. ids-float32 text-int8 (default: all 8)")
     args = parser.parse_args()
 
-    import numpy as np
     import tensorflow as tf
 
     from kbert.export import TFLiteEncoder, export_saved_model, export_tflite
@@ -123,8 +122,8 @@ def main() -> None:
 
     print(f"\n{name}, one sentence ({width1} tokens), {args.threads} thread(s) for TFLite, "
           f"median of {args.repeats}")
-    print(f"| variant | size (MB) | latency (ms) | token cosine min / mean |")
-    print(f"|---|---:|---:|---|")
+    print("| variant | size (MB) | latency (ms) | token cosine min / mean |")
+    print("|---|---:|---:|---|")
     for key, (_, size, cos) in runners.items():
         accuracy = "reference" if cos is None else f"{cos.min():.4f} / {cos.mean():.4f}"
         print(f"| {key} | {size / 1e6:.2f} | {statistics.median(times[key]) * 1e3:.2f} | "

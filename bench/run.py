@@ -21,10 +21,12 @@ import statistics
 import subprocess
 import sys
 import time
+from importlib.metadata import PackageNotFoundError, version
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+
 import workloads  # noqa: E402
 from results_files import cpu_model, results_json  # noqa: E402
 
@@ -120,7 +122,8 @@ def run_child(spec: dict, timeout: float) -> dict:
         proc.stdout.close()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    result = next((json.loads(l[7:]) for l in reversed(lines) if l.startswith("RESULT ")), None)
+    result = next((json.loads(line[7:]) for line in reversed(lines) if line.startswith("RESULT ")),
+                  None)
     if result is None:
         tail = "".join(lines[-15:])
         return {"error": f"exit {proc.returncode}: {tail[-1500:]}"}
@@ -299,8 +302,6 @@ def run_pipeline(quick: bool, timeout: float) -> str | None:
 
 
 def _versions() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     names = []
     for pkg in ("tensorflow", "keras", "keras-hub", "torch", "transformers"):
         try:
@@ -319,7 +320,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="1 repetition, smaller sizes")
     parser.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
     parser.add_argument("--only", help="comma-separated workload names or prefixes (peak, "
-                                       "train_small, train_base, infer, bf16, int8, curve, pipeline)")
+                                       "train_small, train_base, infer, bf16, int8, curve, "
+                                       "pipeline)")
     parser.add_argument("--systems", help="comma-separated systems to keep (default: all)")
     parser.add_argument("--scale", choices=("full", "tiny"), default="full",
                         help="tiny: every workload at toy size (tests the harness only)")

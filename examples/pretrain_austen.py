@@ -1,7 +1,7 @@
 """Pre-train a small BERT on the embedded Jane Austen novels, then fill in some blanks.
 
-    python examples/pretrain_austen.py            # the `kbert pretrain` default run (~10 min, 2 cores)
-    python examples/pretrain_austen.py --fast     # a tiny model on a few chapters (< 1 min)
+    python examples/pretrain_austen.py         # the `kbert pretrain` default run (~10 min, 2 cores)
+    python examples/pretrain_austen.py --fast  # a tiny model on a few chapters (< 1 min)
 
 The same job as `kbert pretrain`, through the Python API: a PretrainConfig, `pretrain()`, then
 `fill_mask` with the saved model.
@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from kbert.commands.pretrain import report
+from kbert.data.corpus import is_heldout, iter_documents
+from kbert.fill_mask import fill_mask, load_pretrainer
+from kbert.tokenization.vocab import SPECIAL_TOKENS, Vocabulary
+from kbert.training.pretrain import PretrainConfig, pretrain
 
 
 def fast_corpus(path: str, sentences: int = 4) -> str:
     """The first sentences of a few dozen chapters, one sentence per line (format "sentences"),
     enough of them for two held-out documents (the split hashes "<file name>:<k>")."""
-    from kbert.data.corpus import is_heldout, iter_documents
-
     held = 0
     with open(path, "w", encoding="utf-8") as f:
         for k, doc in enumerate(iter_documents("austen")):
@@ -31,18 +36,16 @@ def fast_corpus(path: str, sentences: int = 4) -> str:
 
 
 def fast_vocab(corpus: str, directory: str) -> str:
-    """Whole words of the corpus as a vocabulary (WordPiece learning takes ~1 min; --fast skips it)."""
-    import re
-
-    from kbert.tokenization.vocab import SPECIAL_TOKENS, Vocabulary
-
+    """Whole words of the corpus as a vocabulary (WordPiece learning takes ~1 min; --fast skips
+    it)."""
     text = open(corpus, encoding="utf-8").read().lower()
     words = re.findall(r"[a-z]+|[^\sa-z]", text)
     counts: dict[str, int] = {}
     for w in words:
         counts[w] = counts.get(w, 0) + 1
     letters = sorted({c for w in counts for c in w if c.isalpha()})
-    tokens = list(dict.fromkeys(list(SPECIAL_TOKENS) + sorted(counts) + [f"##{c}" for c in letters]))
+    tokens = list(dict.fromkeys(list(SPECIAL_TOKENS) + sorted(counts)
+                                + [f"##{c}" for c in letters]))
     Vocabulary(tokens, [counts.get(t, 1) for t in tokens]).save(directory)
     return directory
 
@@ -52,10 +55,6 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true", help="tiny model, a few steps")
     parser.add_argument("--output-dir", default="runs/pretrain_austen")
     args = parser.parse_args()
-
-    from kbert.fill_mask import fill_mask, load_pretrainer
-    from kbert.commands.pretrain import report
-    from kbert.training.pretrain import PretrainConfig, pretrain
 
     if args.fast:
         os.makedirs(args.output_dir, exist_ok=True)

@@ -38,7 +38,8 @@ def main() -> None:
     pieces = tokenizer.pieces([sentence])[0]
     print(f"\n{sentence}")
     raw = sentence.encode("utf-8")
-    for piece, i, s, e in zip(pieces, ids[0].numpy(), starts[0].numpy(), ends[0].numpy()):
+    for piece, i, s, e in zip(pieces, ids[0].numpy(), starts[0].numpy(), ends[0].numpy(),
+                              strict=True):
         print(f"  {piece:<14} id {i:<5} bytes {s:>3}-{e:<3} {raw[s:e].decode()!r}")
     # a rare word is split into frequent pieces; "##" marks a piece that continues a word
     print("\n'embeddings' ->", tokenizer.pieces(["embeddings"])[0])

@@ -30,8 +30,8 @@ SPECIAL = ("pad", "cls", "sep", "mask")
 
 # ------------------------------------------------------------------ prepare (TensorFlow)
 def prepare(args) -> None:
-    from kbert.data.masking import replacement_distribution
     from kbert.data import BatchOptions, MaskingOptions, PairOptions
+    from kbert.data.masking import replacement_distribution
     from kbert.data.pipeline import pair_dataset, pretraining_dataset
     from kbert.tokenization.tokenizer import BertTokenizer
     from kbert.tokenization.vocab import Vocabulary

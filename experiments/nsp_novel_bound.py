@@ -30,8 +30,11 @@ from __future__ import annotations
 import argparse
 import collections
 import math
+import os
 import random
 import re
+
+import numpy as np
 
 from kbert.data.corpus import iter_documents
 
@@ -89,10 +92,6 @@ def heldout_pairs(documents, count: int, length: int, rng: random.Random):
 def run_breakdown(run_dir: str, seq_length: int, repeats: int = 3) -> dict[str, list[bool]]:
     """Correct / wrong NSP predictions of a run's pre-trainer per pair kind, on `repeats`
     seeded drawings of the held-out pairs."""
-    import os
-
-    import numpy as np
-
     import kbert.models.pretrainer  # noqa: F401  (registers BertPretrainer for loading)
     from kbert.convert.keras_files import load_keras_file
     from kbert.data.pipeline import pair_dataset
@@ -111,7 +110,8 @@ def run_breakdown(run_dir: str, seq_length: int, repeats: int = 3) -> dict[str, 
             x["masked_positions"] = np.zeros((batch["token_ids"].shape[0], 1), "int32")
             predicted = np.argmax(np.asarray(model(x)["nsp_logits"]), -1)
             for label, guess, a, b in zip(batch["next_sentence_labels"].numpy(), predicted,
-                                          batch["a_doc"].numpy(), batch["b_doc"].numpy()):
+                                          batch["a_doc"].numpy(), batch["b_doc"].numpy(),
+                                          strict=True):
                 kind = ("IsNext" if label == 0 else "NotNext, same novel"
                         if novel[int(a)] == novel[int(b)] else "NotNext, other novel")
                 kinds[kind].append(bool(guess == label))

@@ -60,12 +60,17 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import keras
+    from nsp_novel_bound import run_breakdown
 
     from kbert.tokenization.tokenizer import BertTokenizer
     from kbert.training.optimizer import create_optimizer
-    from kbert.training.pretrain import (PretrainConfig, build_datasets, model_config,
-                                         prepare_vocabulary, save_models)
-    from nsp_novel_bound import run_breakdown
+    from kbert.training.pretrain import (
+        PretrainConfig,
+        build_datasets,
+        model_config,
+        prepare_vocabulary,
+        save_models,
+    )
 
     config = PretrainConfig(output_dir=args.output_dir, vocab=args.vocab, steps=args.steps,
                             seq_length=args.seq_length, batch_size=args.batch_size,

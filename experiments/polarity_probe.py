@@ -73,8 +73,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import keras
-
     from finetune_polarity import load_data
+
     from kbert.models.encoder import BertEncoder
     from kbert.tasks import load_encoder, stratified_split
 

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import re
 import sys
 import tempfile
 
+from kbert import __version__
+
 # name -> (module under kbert.commands, one-line help). The order is the order `--help` shows.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "pretrain": ("pretrain", "pre-train a BERT (MLM + NSP) on a corpus; default: the embedded Austen corpus"),
+    "pretrain": ("pretrain",
+                 "pre-train a BERT (MLM + NSP) on a corpus; default: the embedded Austen corpus"),
     "vocab": ("vocab", "train a WordPiece vocabulary (vocab.txt + unigram counts) from a corpus"),
     "tokenize": ("tokenize", "show the WordPiece pieces, ids and offsets of texts"),
     "fill-mask": ("fill_mask", "predict the [MASK] tokens of a sentence with a pre-trained model"),
@@ -28,7 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("finetune", "fine-tune a classifier on labelled CSV / TSV / JSONL data"),
     "classify": ("classify", "label texts (or pairs) with a fine-tuned classifier"),
     "convert": ("convert", "import transformers or Google BERT weights, or export to transformers"),
-    "export": ("export", "export a SavedModel for TensorFlow Serving (saved_models/<name>/<version>/)"),
+    "export": ("export",
+               "export a SavedModel for TensorFlow Serving (saved_models/<name>/<version>/)"),
     "tflite": ("tflite", "convert an encoder or classifier to TFLite (float32, float16, int8)"),
     "models": ("models", "list the models kbert loads by name (keras-hub, Hugging Face) and which are cached"),
 }
@@ -47,7 +52,6 @@ def _parser(command: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kbert",
         description="BERT end to end: vocabulary, pre-training, fine-tuning, embeddings, export.")
-    from kbert import __version__
     parser.add_argument("--version", action="version", version=f"kbert {__version__}")
     parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
@@ -89,8 +93,6 @@ def quiet_tensorflow() -> None:
     to cuInit" - with file descriptor 2 sent to a temporary file; what was captured is then
     written to the real standard error minus those lines (`native_log_filter`).
     """
-    import logging
-
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     sys.stderr.flush()
     saved = os.dup(2)
@@ -98,7 +100,8 @@ def quiet_tensorflow() -> None:
     try:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow as tf
+            # deferred: imported with file descriptor 2 captured, the point of this function
+            import tensorflow as tf  # noqa: PLC0415
 
             tf.config.list_physical_devices()
         finally:
@@ -115,7 +118,8 @@ def quiet_tensorflow() -> None:
     for name in ("absl", "tensorflow"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
-        from absl import logging as absl_logging
+        # deferred: absl comes with TensorFlow, imported just above
+        from absl import logging as absl_logging  # noqa: PLC0415
 
         absl_logging.set_verbosity(absl_logging.ERROR)
     except ImportError:

@@ -79,6 +79,16 @@ def read_json_file(path: str | os.PathLike, error: type[Exception] = ConfigError
     return values
 
 
+def check_known_keys(values, known, noun: str = "config keys",
+                     error: type[Exception] = ConfigError, where: str = "") -> None:
+    """Refuse the keys of `values` outside `known`, in one line naming them and the known ones
+    (`where`, e.g. "path: ", starts the message). BertConfig, PretrainConfig and
+    `kbert finetune --config` share this rule."""
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise error(f"{where}unknown {noun} {unknown}; known keys: {sorted(known)}")
+
+
 @dataclasses.dataclass(frozen=True)
 class BertConfig:
     """Sizes and hyper-parameters of a BERT encoder.
@@ -117,7 +127,7 @@ class BertConfig:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "BertConfig":
+    def preset(cls, name: str, **overrides: Any) -> BertConfig:
         """An official size by name ("tiny", "mini", "small", "medium", "base", "large")."""
         if name not in PRESETS:
             raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
@@ -132,15 +142,12 @@ class BertConfig:
         return cls(**values)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "BertConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown config keys {unknown}; known keys are {sorted(known)}")
+    def from_dict(cls, values: dict[str, Any]) -> BertConfig:
+        check_known_keys(values, {f.name for f in dataclasses.fields(cls)})
         return cls(**values)
 
     @classmethod
-    def from_json(cls, path: str | os.PathLike) -> "BertConfig":
+    def from_json(cls, path: str | os.PathLike) -> BertConfig:
         return cls.from_dict(read_json_file(path, ConfigError))
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,7 +158,7 @@ class BertConfig:
             json.dump(self.to_dict(), f, indent=2, sort_keys=True)
             f.write("\n")
 
-    def replace(self, **changes: Any) -> "BertConfig":
+    def replace(self, **changes: Any) -> BertConfig:
         return dataclasses.replace(self, **changes)
 
     # ------------------------------------------------------------------ checks
@@ -228,7 +235,7 @@ class MaxLengthError(ConfigError):
         super().__init__(f"{flag} {value}: the model takes 2 to {limit} tokens (its "
                          f"max_position_embeddings)")
 
-    def for_flag(self, flag: str) -> "MaxLengthError":
+    def for_flag(self, flag: str) -> MaxLengthError:
         """The same error, naming another option (a command's flag for a library argument)."""
         return MaxLengthError(self.value, self.limit, flag)
 
@@ -239,10 +246,10 @@ def check_max_length(value, limit: int, flag: str = "--max-length") -> int:
 
     >>> check_max_length(128, 512)
     128
-    >>> check_max_length(100000, 512)
+    >>> check_max_length(100000, 512)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    kbert.config.MaxLengthError: --max-length 100000: the model takes 2 to 512 tokens (its max_position_embeddings)
+    kbert.config.MaxLengthError: --max-length 100000: the model takes 2 to 512 tokens ...
     """
     try:
         number = operator.index(value)  # ints and numpy integers, not floats or strings

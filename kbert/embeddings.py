@@ -36,14 +36,16 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from kbert.errors import KbertError, TruncationWarning
 from kbert.layers.pooling import parse_pooling, pool_sequence
+from kbert.loading import ModelSourceError, load
 from kbert.sentence_transformers import SentenceFolderError
 from kbert.tokenization.offsets import char_of_byte
 
@@ -135,11 +137,9 @@ class ContextualEmbedder:
         self._is_continuation = np.asarray(tokenizer.vocab.is_continuation, bool)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, **kwargs) -> "ContextualEmbedder":
+    def from_pretrained(cls, path: str | os.PathLike, **kwargs) -> ContextualEmbedder:
         """From any model `kbert.load` reads (a kbert, transformers or Google BERT directory, a
         pre-training run, a fine-tuned model: its encoder)."""
-        from kbert.loading import ModelSourceError, load
-
         loaded = load(path)
         encoder, tokenizer = loaded.encoder, loaded.tokenizer
         if tokenizer is None:
@@ -157,9 +157,10 @@ class ContextualEmbedder:
         """Per text, one TokenVector per WordPiece token (no [CLS]/[SEP]/[PAD])."""
         encoded, states = self._run(texts, layer)
         out = []
-        for enc, state in zip(encoded, states):
+        for enc, state in zip(encoded, states, strict=True):
             out.append([TokenVector(self._pieces[i], int(i), int(s), int(e), state[1 + k])
-                        for k, (i, s, e) in enumerate(zip(enc.ids, enc.starts, enc.ends))])
+                        for k, (i, s, e) in enumerate(zip(enc.ids, enc.starts, enc.ends,
+                                                          strict=True))])
         return out
 
     def words(self, texts: Sequence[str], pooling: str = "first",
@@ -170,11 +171,11 @@ class ContextualEmbedder:
         texts = _check_texts(texts)
         encoded, states = self._run(texts, layer)
         out = []
-        for text, enc, state in zip(texts, encoded, states):
+        for text, enc, state in zip(texts, encoded, states, strict=True):
             words = []
             starts = [k for k in range(len(enc.ids))
                       if k == 0 or not self._is_continuation[enc.ids[k]]]
-            for a, b in zip(starts, starts[1:] + [len(enc.ids)]):
+            for a, b in itertools.pairwise(starts + [len(enc.ids)]):  # none for no pieces
                 vectors = state[1 + a:1 + b]
                 vector = vectors[0] if pooling == "first" else vectors.mean(axis=0)
                 start, end = int(enc.starts[a]), int(enc.ends[b - 1])

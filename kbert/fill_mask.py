@@ -7,7 +7,8 @@ predictions it saves, so neither the training loop nor anything else imports a c
 
 Example:
     >>> model, tokenizer = load_pretrainer("runs/pretrain")                    # doctest: +SKIP
-    >>> fill_mask(model, tokenizer, ["It is a truth universally [MASK]."])[0][0][0]  # doctest: +SKIP
+    >>> fill_mask(model, tokenizer,  # doctest: +SKIP
+    ...           ["It is a truth universally [MASK]."])[0][0][0]
     ('acknowledged', 0.61)
 """
 
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from kbert.loading import load
+
 
 def load_pretrainer(source: str):
     """(BertPretrainer, BertTokenizer) from anything `kbert.load` reads that has a masked-LM
     head: a `kbert pretrain` run (or its pretrainer.keras), a transformers BertForPreTraining /
     BertForMaskedLM directory, a Google BERT checkpoint with its `cls/` variables."""
-    from kbert.loading import ModelSourceError, load
+    from kbert.loading import ModelSourceError
 
     loaded = load(source)
     if type(loaded.model).__name__ != "BertPretrainer":
@@ -51,7 +54,7 @@ def fill_mask(model, tokenizer, texts: list[str], top_k: int = 5):
         raise ValueError(f"a text has {longest - 2} pieces; the model takes at most {limit - 2}")
     packed = {k: np.asarray(v) for k, v in tokenizer(list(texts), max_length=longest).items()}
     where = [np.flatnonzero(row == tokenizer.mask_id) for row in packed["token_ids"]]
-    for text, positions in zip(texts, where):
+    for text, positions in zip(texts, where, strict=True):
         if positions.size == 0:
             raise ValueError(f"no [MASK] in {text!r}; write [MASK] where a word should be guessed")
     width = max(p.size for p in where)

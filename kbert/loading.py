@@ -54,9 +54,13 @@ from kbert.config import read_json_file
 from kbert.convert.google_ckpt import load_google_checkpoint
 from kbert.convert.keras_files import load_keras_file
 from kbert.convert.keras_hub_preset import is_keras_hub_preset, load_keras_hub_preset
-from kbert.convert.transformers_ckpt import (CheckpointError, load_transformers_checkpoint,
-                                             tokenizer_for_directory)
+from kbert.convert.transformers_ckpt import (
+    CheckpointError,
+    load_transformers_checkpoint,
+    tokenizer_for_directory,
+)
 from kbert.hub import resolve
+from kbert.models.encoder import BertEncoder
 from kbert.sentence_transformers import SentenceSettings, read_sentence_settings
 
 TASK_FILE = "task.json"
@@ -167,8 +171,6 @@ class Loaded:
 
 def encoder_of(model):
     """`model` itself for a BertEncoder, else the BertEncoder it holds as `.encoder`."""
-    from kbert.models.encoder import BertEncoder
-
     if isinstance(model, BertEncoder):
         return model
     encoder = getattr(model, "encoder", None)
@@ -187,7 +189,8 @@ def _tokenizer_beside(directory: str, model, lower_case: bool | None, required: 
 
 
 def _recased(tokenizer, lower_case: bool):
-    from kbert.tokenization.tokenizer import BertTokenizer
+    # deferred: the tokenizer is TensorFlow code, not needed on JAX
+    from kbert.tokenization.tokenizer import BertTokenizer  # noqa: PLC0415
 
     return BertTokenizer(tokenizer.vocab, lower_case=lower_case, max_length=tokenizer.max_length)
 

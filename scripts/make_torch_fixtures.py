@@ -39,6 +39,7 @@ import sys
 import tempfile
 
 import numpy as np
+from safetensors.numpy import load_file  # in both environments (transformers needs it)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "torch")
@@ -47,8 +48,9 @@ INPUT_KEYS = ("token_ids", "segment_ids", "padding_mask")
 
 # ------------------------------------------------------------------ torch half (no kbert, no TF)
 def torch_half(work: str) -> None:
-    import torch
-    import transformers
+    # deferred: the torch half; kbert's environment has no torch
+    import torch  # noqa: PLC0415
+    import transformers  # noqa: PLC0415
 
     inputs = dict(np.load(os.path.join(work, "inputs.npz")))
     meta = json.load(open(os.path.join(work, "meta.json"), encoding="utf-8"))
@@ -67,7 +69,8 @@ def torch_half(work: str) -> None:
     with torch.no_grad():
         out = model.eval()(**feed)
     np.savez(os.path.join(out_dir, "kbert_export_outputs.npz"),
-             last_hidden_state=out.last_hidden_state.numpy(), pooler_output=out.pooler_output.numpy())
+             last_hidden_state=out.last_hidden_state.numpy(),
+             pooler_output=out.pooler_output.numpy())
 
     # 2. torch loads kbert's pytorch_model.bin with weights_only=True, every value equal
     expected = dict(np.load(os.path.join(work, "kbert_bin_state.npz")))
@@ -94,7 +97,8 @@ def torch_half(work: str) -> None:
     with torch.no_grad():
         out = pretraining.bert(**feed)
     np.savez(os.path.join(bert_dir, "outputs.npz"), **inputs,
-             last_hidden_state=out.last_hidden_state.numpy(), pooler_output=out.pooler_output.numpy())
+             last_hidden_state=out.last_hidden_state.numpy(),
+             pooler_output=out.pooler_output.numpy())
 
     # 4. torch.save of views, half and bfloat16 tensors, a Parameter
     torch.manual_seed(0)
@@ -121,12 +125,12 @@ def torch_half(work: str) -> None:
 def kbert_half(work: str) -> None:
     sys.path.insert(0, os.path.join(ROOT, "tests"))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from test_convert import TOKENS, random_encoder, sample_inputs
-    from test_safe_pickle import _state
+    # deferred: the kbert half; the torch half runs without kbert or TensorFlow
+    from pytorch_bin import save_pytorch_bin  # noqa: PLC0415
+    from test_convert import TOKENS, random_encoder, sample_inputs  # noqa: PLC0415
+    from test_safe_pickle import _state  # noqa: PLC0415
 
-    from pytorch_bin import save_pytorch_bin
-
-    from kbert.convert import save_transformers_checkpoint
+    from kbert.convert import save_transformers_checkpoint  # noqa: PLC0415
 
     inputs = sample_inputs()
     np.savez(os.path.join(work, "inputs.npz"), **inputs)
@@ -139,8 +143,6 @@ def kbert_half(work: str) -> None:
 
 
 def collect(work: str, output: str) -> None:
-    from safetensors.numpy import load_file
-
     out = os.path.join(work, "torch_out")
     os.makedirs(output, exist_ok=True)
     export = os.path.join(work, "kbert_export")
@@ -158,7 +160,8 @@ def collect(work: str, output: str) -> None:
         shutil.copy(os.path.join(out, "transformers_bert", name), bert)
     for name in ("torch_save_views.bin", "torch_save_views.npz", "versions.json"):
         shutil.copy(os.path.join(out, name), output)
-    shutil.copy(os.path.join(work, "kbert_bin", "m.bin"), os.path.join(output, "kbert_pytorch_bin.bin"))
+    shutil.copy(os.path.join(work, "kbert_bin", "m.bin"),
+                os.path.join(output, "kbert_pytorch_bin.bin"))
     for base, _, files in sorted(os.walk(output)):
         for name in sorted(files):
             path = os.path.join(base, name)

@@ -24,8 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from serving_client import (SessionModel, _HidePackages, load_tftext_ops,  # noqa: E402
-                            tftext_ops_dir)
+from serving_client import SessionModel, _HidePackages, load_tftext_ops, tftext_ops_dir  # noqa: E402
 
 TOLERANCE = 1e-5
 

@@ -15,6 +15,7 @@ default: same weights and same ops on one machine must give the same numbers.
 from __future__ import annotations
 
 import os
+from math import erf
 
 import keras
 import numpy as np
@@ -32,7 +33,7 @@ def _as_numpy(outputs):
 def assert_same_outputs(expected, actual, atol=0.0, what="outputs"):
     expected, actual = _as_numpy(expected), _as_numpy(actual)
     assert len(expected) == len(actual), f"{what}: {len(expected)} vs {len(actual)} tensors"
-    for i, (e, a) in enumerate(zip(expected, actual)):
+    for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
         assert e.shape == a.shape, f"{what}[{i}]: shape {e.shape} vs {a.shape}"
         np.testing.assert_allclose(a.astype("float64"), e.astype("float64"), rtol=0, atol=atol,
                                    err_msg=f"{what}[{i}] differ")
@@ -98,8 +99,6 @@ def np_dense(x, dense):
 
 
 def np_gelu_exact(x):
-    from math import erf
-
     return 0.5 * x * (1.0 + np.vectorize(erf)(x / np.sqrt(2.0)))
 
 

@@ -59,7 +59,7 @@ class Writer(pickle._Pickler):  # the pure-Python pickler lets `save` be overrid
 
     def save(self, obj, save_persistent_id=True):
         if isinstance(obj, Global):
-            self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode("utf-8"))
+            self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode())
             return
         super().save(obj, save_persistent_id)
 

@@ -94,7 +94,7 @@ class SessionModel:
         feed_dict = {sig.inputs[k].name: v for k, v in feeds.items()}
         names = sorted(sig.outputs)
         values = self.session.run([sig.outputs[k].name for k in names], feed_dict)
-        return dict(zip(names, values))
+        return dict(zip(names, values, strict=True))
 
     def input_dtype(self, signature: str, name: str):
         import tensorflow as tf
@@ -122,7 +122,7 @@ def _decode_value(value):
 
 def _to_array(value, dtype) -> np.ndarray:
     value = _decode_value(value)
-    if dtype == object:
+    if np.dtype(dtype).kind == "O":  # strings
         array = np.array(value, dtype=object)
         if array.size == 0:
             array = np.array(value, dtype=object).reshape(np.shape(value))
@@ -130,7 +130,7 @@ def _to_array(value, dtype) -> np.ndarray:
     try:
         return np.array(value, dtype=dtype)
     except (TypeError, ValueError) as e:
-        raise RestError(f"cannot convert {str(value)[:80]} to {np.dtype(dtype).name}: {e}")
+        raise RestError(f"cannot convert {str(value)[:80]} to {np.dtype(dtype).name}: {e}") from e
 
 
 def _encode_value(value, name: str):

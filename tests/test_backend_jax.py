@@ -15,9 +15,11 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from layer_checks import randomize_weights
+from test_tasks_support import encoder, with_tokenizer
 
 from kbert.models import BertEncoder
-from layer_checks import randomize_weights
+from kbert.tasks import BertClassifier
 
 pytest.importorskip("jax")
 
@@ -126,10 +128,6 @@ TASK_CHILD = CHILD.split("import numpy as np")[0] + textwrap.dedent("""
 
 
 def test_a_task_saved_under_tensorflow_loads_and_predicts_on_jax_without_tensorflow(tmp_path):
-    from test_tasks_support import encoder, with_tokenizer
-
-    from kbert.tasks import BertClassifier
-
     model = with_tokenizer(BertClassifier(encoder(), num_classes=2), max_length=16)
     model.fit(["good film", "bad film"], ["pos", "neg"], epochs=1, verbose=0)
     model.save_pretrained(tmp_path / "clf")

@@ -190,7 +190,7 @@ def test_step_breakdown_times_every_part(tmp_path):
                            "tiny", "--seq", "16", "--batch", "2", "--steps", "1", "--reps", "1"],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = {r["row"]: r["ms"] for r in (json.loads(l) for l in done.stdout.splitlines()
-                                        if l.startswith("{"))}
+    rows = {r["row"]: r["ms"] for r in (json.loads(line) for line in done.stdout.splitlines()
+                                        if line.startswith("{"))}
     assert len(rows) == 6 and all(len(v) == 1 and v[0] > 0 for v in rows.values()), rows
     assert any(name.startswith("matmuls") for name in rows)

@@ -14,7 +14,10 @@ import pytest
 from test_tasks_support import encoder, tokenizer
 
 from kbert.cli import main, native_log_filter
+from kbert.commands import tokenize
+from kbert.config import MaxLengthError, check_max_length
 from kbert.outputs import check_output, fit_verbosity
+from kbert.training.pretrain import PretrainConfig, is_same_run
 
 KBERT = [sys.executable, "-m", "kbert.cli"]
 NATIVE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+:\d+\]|absl::InitializeLog", re.M)
@@ -105,8 +108,6 @@ def test_an_empty_or_new_output_is_accepted_and_overwrite_lifts_the_check(tmp_pa
 
 
 def test_pretrain_continues_its_own_run_but_refuses_other_work(tmp_path, capsys):
-    from kbert.training.pretrain import PretrainConfig, is_same_run
-
     out = tmp_path / "run"
     config = PretrainConfig(output_dir=str(out), steps=40)
     out.mkdir()
@@ -167,8 +168,6 @@ def test_a_command_prints_no_tensorflow_log_lines_unless_verbose(tmp_path):
 
 
 def test_verbose_is_a_global_flag_too(capsys, monkeypatch):
-    from kbert.commands import tokenize
-
     seen = []
     monkeypatch.setattr(tokenize, "run", lambda args: seen.append(args.verbose) or 0)
     assert main(["--verbose", "tokenize", "--vocab", "v"]) == 0
@@ -203,8 +202,6 @@ def test_finetune_into_a_pipe_prints_plain_lines(run_dir, tmp_path):
 
 
 def test_interrupted_starts_on_its_own_line(capsys, monkeypatch):
-    from kbert.commands import tokenize
-
     def interrupted(args):
         sys.stdout.write("\r 7/20 ━━━━━━━━ 3s 120ms/step - loss: 4.1")  # a bar: mid-line
         raise KeyboardInterrupt
@@ -251,8 +248,6 @@ def test_not_utf8_standard_input(tmp_path):
 
 # ------------------------------------------------------------------- 6. --max-length
 def test_check_max_length_is_one_rule():
-    from kbert.config import MaxLengthError, check_max_length
-
     assert check_max_length(2, 512) == 2 and check_max_length(512, 512) == 512
     for bad in (1, 513, 100000, 0, -3, 2.5, "8", True):
         with pytest.raises(MaxLengthError) as info:

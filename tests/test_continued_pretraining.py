@@ -10,11 +10,11 @@ import sys
 import keras
 import numpy as np
 import pytest
+from test_training import TINY_MODEL, make_corpus, make_vocab
 
 import kbert
 import kbert.training.pretrain as pretrain_lib
 from kbert.commands import pretrain as pretrain_cmd
-from test_training import TINY_MODEL, make_corpus, make_vocab
 
 RUN_OPTIONS = dict(seq_length=32, batch_size=8, max_predictions=5, steps=6, steps_per_epoch=3,
                    eval_batches=1, eval_drawings=1, examples=0, verbose=0, learning_rate=5e-3,

@@ -9,16 +9,22 @@ import warnings
 import numpy as np
 import pytest
 import safetensors.numpy
+import tensorflow as tf
+from pytorch_bin import save_pytorch_bin
+from safetensors.numpy import load_file, save_file
 
-from kbert.loading import load
-
+from kbert.cli import main
 from kbert.config import BertConfig
 from kbert.convert import (
-    CheckpointError, load_google_checkpoint, 
-    load_transformers_checkpoint, save_kbert_model,
-    save_transformers_checkpoint)
-from pytorch_bin import save_pytorch_bin
+    CheckpointError,
+    load_google_checkpoint,
+    load_transformers_checkpoint,
+    save_kbert_model,
+    save_transformers_checkpoint,
+)
 from kbert.convert.transformers_ckpt import config_from_transformers
+from kbert.loading import load
+from kbert.models.encoder import BertEncoder
 
 TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "bank", "river", "money", "a",
           "of", "on", "is", ".", ",", "!", "we", "sat", "by", "water", "##s", "##ing", "open",
@@ -35,8 +41,6 @@ def tiny_config(**changes):
 def random_encoder(seed=0, **changes):
     """A tiny encoder with every weight random (LayerNorm and biases too, so a swapped or
     untransposed weight cannot hide behind ones and zeros)."""
-    from kbert.models.encoder import BertEncoder
-
     encoder = BertEncoder.from_bert_config(tiny_config(**changes))
     rng = np.random.default_rng(seed)
     for v in encoder.weights:
@@ -63,7 +67,7 @@ def run(encoder, inputs):
 
 
 def assert_same_outputs(a, b, inputs, atol=0.0):
-    for x, y in zip(run(a, inputs), run(b, inputs)):
+    for x, y in zip(run(a, inputs), run(b, inputs), strict=True):
         np.testing.assert_allclose(x, y, rtol=0, atol=atol)
 
 
@@ -104,14 +108,12 @@ def test_transformers_round_trip_gives_identical_outputs(tmp_path):
     loaded, tokenizer = load_transformers_checkpoint(tmp_path)
     assert loaded.bert_config == source.bert_config
     assert list(tokenizer.vocab.tokens) == TOKENS
-    for a, b in zip(source.weights, loaded.weights):
+    for a, b in zip(source.weights, loaded.weights, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
     assert_same_outputs(source, loaded, sample_inputs())
 
 
 def test_saved_file_uses_transformers_layout(tmp_path):
-    from safetensors.numpy import load_file
-
     source = random_encoder()
     save_transformers_checkpoint(source, tmp_path, vocab=TOKENS)
     state = load_file(tmp_path / "model.safetensors")
@@ -127,8 +129,6 @@ def test_saved_file_uses_transformers_layout(tmp_path):
 
 
 def test_prefixed_pytorch_bin_with_heads_loads_and_warns(tmp_path):
-    from safetensors.numpy import load_file
-
     source = random_encoder()
     save_transformers_checkpoint(source, tmp_path / "st", vocab=TOKENS)
     state = {f"bert.{k}": v for k, v in load_file(tmp_path / "st" / "model.safetensors").items()}
@@ -145,8 +145,6 @@ def test_prefixed_pytorch_bin_with_heads_loads_and_warns(tmp_path):
 
 
 def test_sharded_safetensors_load(tmp_path):
-    from safetensors.numpy import load_file, save_file
-
     source = random_encoder()
     save_transformers_checkpoint(source, tmp_path, vocab=TOKENS)
     state = load_file(tmp_path / "model.safetensors")
@@ -163,8 +161,6 @@ def test_sharded_safetensors_load(tmp_path):
 
 
 def _edit_checkpoint(tmp_path, edit):
-    from safetensors.numpy import load_file, save_file
-
     save_transformers_checkpoint(random_encoder(), tmp_path, vocab=TOKENS)
     state = load_file(tmp_path / "model.safetensors")
     edit(state)
@@ -173,7 +169,8 @@ def _edit_checkpoint(tmp_path, edit):
 
 def test_missing_key_is_named(tmp_path):
     _edit_checkpoint(tmp_path, lambda s: s.pop("encoder.layer.1.attention.self.value.bias"))
-    with pytest.raises(CheckpointError, match=r"missing keys \['encoder.layer.1.attention.self.value.bias'\]"):
+    with pytest.raises(CheckpointError,
+                       match=r"missing keys \['encoder.layer.1.attention.self.value.bias'\]"):
         load_transformers_checkpoint(tmp_path)
 
 
@@ -182,7 +179,8 @@ def test_unexpected_key_is_named(tmp_path):
         state["encoder.layer.2.output.dense.bias"] = np.zeros(16, np.float32)
 
     _edit_checkpoint(tmp_path, add)
-    with pytest.raises(CheckpointError, match=r"unexpected keys \['encoder.layer.2.output.dense.bias'\]"):
+    with pytest.raises(CheckpointError,
+                       match=r"unexpected keys \['encoder.layer.2.output.dense.bias'\]"):
         load_transformers_checkpoint(tmp_path)
 
 
@@ -192,7 +190,8 @@ def test_shape_mismatch_is_named(tmp_path):
 
     _edit_checkpoint(tmp_path, shrink)
     with pytest.raises(CheckpointError,
-                       match=r"encoder.layer.0.intermediate.dense.weight has shape \(20, 16\).*\(24, 16\)"):
+                       match=r"encoder.layer.0.intermediate.dense.weight has shape "
+                             r"\(20, 16\).*\(24, 16\)"):
         load_transformers_checkpoint(tmp_path)
 
 
@@ -308,8 +307,6 @@ def google_variables(encoder) -> dict:
 
 
 def write_google_release(directory, encoder, extra=None):
-    import tensorflow as tf
-
     os.makedirs(directory, exist_ok=True)
     values = google_variables(encoder)
     values.update(extra or {})
@@ -329,8 +326,6 @@ def write_google_release(directory, encoder, extra=None):
 
 
 def test_google_checkpoint_imports_with_identical_outputs(tmp_path):
-    import tensorflow as tf
-
     source = random_encoder(hidden_act="gelu_tanh")  # what the original code's "gelu" computes
     extra = {"cls/predictions/output_bias": np.zeros(len(TOKENS), np.float32),
              "bert/pooler/dense/kernel/adam_m": np.zeros((16, 16), np.float32),
@@ -354,7 +349,8 @@ def test_google_checkpoint_shape_error_uses_tf_names(tmp_path):
     write_google_release(tmp_path, source, {
         "bert/encoder/layer_0/intermediate/dense/kernel": np.zeros((16, 8), np.float32)})
     with pytest.raises(CheckpointError,
-                       match=r"bert/encoder/layer_0/intermediate/dense/kernel has shape \(16, 8\).*\(16, 24\)"):
+                       match=r"bert/encoder/layer_0/intermediate/dense/kernel has shape "
+                             r"\(16, 8\).*\(16, 24\)"):
         load_google_checkpoint(tmp_path)
 
 
@@ -379,8 +375,6 @@ def test_kbert_directory_round_trip_and_dispatch(tmp_path):
 # ----------------------------------------------------------------------------- CLI
 
 def test_cli_convert_round_trips_through_kbert_and_transformers(tmp_path, capsys):
-    from kbert.cli import main
-
     source = random_encoder()
     save_transformers_checkpoint(source, tmp_path / "hf", vocab=TOKENS)
     assert main(["convert", "--from-transformers", str(tmp_path / "hf"),
@@ -394,8 +388,6 @@ def test_cli_convert_round_trips_through_kbert_and_transformers(tmp_path, capsys
 
 
 def test_cli_convert_from_google_and_errors(tmp_path, capsys):
-    from kbert.cli import main
-
     source = random_encoder(hidden_act="gelu_tanh")
     write_google_release(tmp_path / "g", source)
     assert main(["convert", "--from-google", str(tmp_path / "g" / "bert_model.ckpt"),

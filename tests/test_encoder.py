@@ -1,12 +1,17 @@
-"""kbert.models.BertEncoder: outputs, masking semantics, config, weights, serialization, precision."""
+"""kbert.models.BertEncoder: outputs, masking semantics, config, weights, serialization,
+precision."""
+
+import doctest
+import importlib
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from layer_checks import check_round_trips, np_encoder, randomize_weights
 
 from kbert.config import BertConfig, ConfigError
 from kbert.models import BertEncoder
-from layer_checks import check_round_trips, np_encoder, randomize_weights
 
 TINY = dict(vocab_size=60, hidden_size=16, num_layers=2, num_heads=4, intermediate_size=32,
             max_position_embeddings=12, hidden_dropout=0.1, attention_dropout=0.1)
@@ -149,15 +154,13 @@ def test_dropout_only_in_training():
 
 
 def test_every_weight_gets_a_gradient():
-    import tensorflow as tf
-
     encoder, inputs = _encoder(), _batch()
     with tf.GradientTape() as tape:
         out = encoder(inputs, training=True)
         loss = tf.reduce_sum(out["pooled_output"]) + tf.reduce_sum(out["sequence_output"] ** 2)
     grads = tape.gradient(loss, encoder.trainable_weights)
     assert len(grads) == len(encoder.weights) == 5 + 2 * 12 + 2
-    missing = [w.path for w, g in zip(encoder.trainable_weights, grads) if g is None]
+    missing = [w.path for w, g in zip(encoder.trainable_weights, grads, strict=True) if g is None]
     assert not missing
 
 
@@ -265,8 +268,6 @@ def test_saved_weights_reload_into_fresh_encoder(tmp_path):
 
 
 def test_dynamic_sequence_length_in_a_compiled_graph():
-    import tensorflow as tf
-
     encoder, inputs = _encoder(), _batch()
     spec = tf.TensorSpec([None, None], tf.int32)
     fn = tf.function(lambda x: encoder(x)["sequence_output"], jit_compile=False,
@@ -314,9 +315,6 @@ def test_global_mixed_policy_is_picked_up():
 
 
 def test_docstring_examples_run():
-    import doctest
-    import importlib
-
     for name in ("kbert.layers.embeddings", "kbert.layers.attention",
                  "kbert.layers.transformer", "kbert.models.encoder"):
         result = doctest.testmod(importlib.import_module(name))

@@ -1,5 +1,6 @@
 """Every script in examples/ runs to completion in its --fast mode, so none rots."""
 
+import json
 import os
 import pathlib
 import subprocess
@@ -21,8 +22,6 @@ def test_example_runs_fast_mode(script, tmp_path):
 
 @pytest.mark.slow  # fine-tunes MiniLM on a few sentences, then one dynamic-int8 conversion
 def test_polarity_example_converts_the_classifier_and_measures_agreement(tmp_path):
-    import json
-
     script = pathlib.Path(__file__).parent.parent / "examples" / "finetune_polarity.py"
     out = tmp_path / "run"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")

@@ -16,13 +16,26 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-
 import test_tasks_support as support
+
 from kbert.export.op_check import SERVING_TFTEXT_OPS, check_serving_ops
-from kbert.export.saved_model import (HEAD_SIGNATURES, SIGNATURES, ExportError,
-                                      export_saved_model, head_kind, split_model)
-from kbert.tasks import (BertClassifier, BertMultipleChoice, BertSpanExtractor,
-                         BertTokenClassifier, LabelMap)
+from kbert.export.saved_model import (
+    HEAD_SIGNATURES,
+    SIGNATURES,
+    ExportError,
+    export_saved_model,
+    head_kind,
+    split_model,
+)
+from kbert.export.tflite import export_tflite
+from kbert.export.warmup import read_warmup_requests
+from kbert.tasks import (
+    BertClassifier,
+    BertMultipleChoice,
+    BertSpanExtractor,
+    BertTokenClassifier,
+    LabelMap,
+)
 from kbert.tasks.alignment import tokenize_with_char_offsets
 
 CLIENT = pathlib.Path(__file__).parent / "head_signature_client.py"
@@ -69,7 +82,8 @@ def tag_cases(model):
     starts = np.full((len(TEXTS), width), -1, np.int64)
     ends = starts.copy()
     # offsets from the Python path the head's predict_text uses (characters -> UTF-8 bytes)
-    for i, (text, pieces) in enumerate(zip(TEXTS, tokenize_with_char_offsets(tokenizer, TEXTS))):
+    all_pieces = tokenize_with_char_offsets(tokenizer, TEXTS)
+    for i, (text, pieces) in enumerate(zip(TEXTS, all_pieces, strict=True)):
         for k, piece in enumerate(pieces[:model.max_length - 2]):
             starts[i, k + 1] = _byte_offset(text, piece.start)
             ends[i, k + 1] = _byte_offset(text, piece.end)
@@ -168,9 +182,8 @@ def windowed_cases(model):
 
 
 def _warmup_cases(path):
-    from tensorflow_serving.apis import prediction_log_pb2
-
-    from kbert.export.warmup import read_warmup_requests
+    # deferred: tensorflow-serving-api is optional (the test extra)
+    from tensorflow_serving.apis import prediction_log_pb2  # noqa: PLC0415
 
     cases = {}
     for i, record in enumerate(read_warmup_requests(path)):
@@ -330,8 +343,6 @@ def test_head_exports_pass_the_serving_op_check(served):
 
 
 def test_tflite_refuses_heads_it_cannot_export():
-    from kbert.export.tflite import export_tflite
-
     model = support.with_tokenizer(BertTokenClassifier(support.encoder()))
     with pytest.raises(ExportError, match="TFLite export takes"):
         export_tflite(model, "unused.tflite")

@@ -8,9 +8,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_text as tf_text
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.framework import op_def_registry
 
-from kbert.export.op_check import (NEWER_TFTEXT_OPS, SERVING_TFTEXT_OPS, OpCheckError,
-                                   check_serving_ops, saved_model_ops)
+from kbert.export.op_check import (
+    NEWER_TFTEXT_OPS,
+    SERVING_TFTEXT_OPS,
+    OpCheckError,
+    check_serving_ops,
+    saved_model_ops,
+)
 from kbert.export.warmup import read_warmup_requests, write_warmup_requests
 
 
@@ -41,7 +48,6 @@ def test_unregistered_custom_op_is_refused(tmp_path):
         return {"y": x * 2.0}
 
     path = _save(tmp_path, "custom", double)
-    from tensorflow.core.protobuf import saved_model_pb2
 
     saved = saved_model_pb2.SavedModel()
     with open(os.path.join(path, "saved_model.pb"), "rb") as f:
@@ -81,8 +87,6 @@ def test_not_a_saved_model_is_an_error(tmp_path):
 
 def test_allowed_tftext_list_names_ops_the_installed_tftext_registers():
     """The hard-coded 2.12.1 list must not contain typos: every name is a registered op."""
-    from tensorflow.python.framework import op_def_registry
-
     ops_dir = os.path.join(os.path.dirname(tf_text.__file__), "python", "ops")
     for library in glob.glob(os.path.join(ops_dir, "_*.so")):
         tf.load_op_library(library)
@@ -92,7 +96,8 @@ def test_allowed_tftext_list_names_ops_the_installed_tftext_registers():
 
 
 def test_warmup_records_parse_with_tensorflow_serving_protos(tmp_path):
-    from tensorflow_serving.apis import prediction_log_pb2
+    # deferred: tensorflow-serving-api is optional (the test extra)
+    from tensorflow_serving.apis import prediction_log_pb2  # noqa: PLC0415
 
     texts = np.array(["première phrase".encode(), b"\xff raw bytes"], dtype=object)
     ids = np.array([[2, 7, 3]], np.int32)

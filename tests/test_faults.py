@@ -27,17 +27,31 @@ import subprocess
 import sys
 import time
 
+import h5py
 import keras
-import numpy as np
 import pytest
+from test_training import (
+    TINY_MODEL,
+    _offline_config,
+    _synthetic_batches,
+    _tiny_vocab,
+    make_corpus,
+    make_vocab,
+)
 
-from kbert.training import pretrain as pretrain_lib
+from kbert.cli import main
+from kbert.config import BertConfig
+from kbert.models.pretrainer import BertPretrainer
 from kbert.training import preflight
-from kbert.training.callbacks import (AtomicCheckpoint, BackupCorrupt, CheckpointWriteError,
-                                      ResumableBackup)
+from kbert.training import pretrain as pretrain_lib
+from kbert.training.callbacks import (
+    AtomicCheckpoint,
+    BackupCorrupt,
+    CheckpointWriteError,
+    ResumableBackup,
+)
+from kbert.training.optimizer import create_optimizer
 from kbert.training.preflight import OutputDirError, check_output_dir
-from test_training import (TINY_MODEL, _offline_config, _synthetic_batches, _tiny_vocab,
-                           make_corpus, make_vocab)
 
 LAUNCHER = os.path.join(os.path.dirname(__file__), "fault_launcher.py")
 
@@ -58,8 +72,6 @@ def _history(out) -> list[dict]:
 
 def _all_checkpoints_load(out):
     """Every ckpt-*.weights.h5 left in checkpoints/ is complete (h5py opens and reads it)."""
-    import h5py
-
     directory = out / "checkpoints"
     assert not glob.glob(str(directory / "tmp-*")), os.listdir(directory)
     latest = AtomicCheckpoint.latest(str(directory))
@@ -205,8 +217,6 @@ def test_read_only_directory_is_refused(tmp_path):
 
 
 def test_cli_reports_the_unwritable_output_dir(tmp_path, capsys):
-    from kbert.cli import main
-
     (tmp_path / "a_file").write_text("x")
     code = main(["pretrain", "--output-dir", str(tmp_path / "a_file" / "run"), "--quiet"])
     assert code == 1
@@ -234,10 +244,6 @@ def test_too_little_disk_space_is_refused_before_the_first_step(tmp_path, monkey
 
 def test_disk_space_estimate_covers_the_files_a_run_writes(tmp_path, monkeypatch):
     """The estimate is at least what a finished run has on disk at its peak."""
-    from kbert.config import BertConfig
-    from kbert.models.pretrainer import BertPretrainer
-    from kbert.training.optimizer import create_optimizer
-
     model = BertPretrainer.from_bert_config(BertConfig(
         vocab_size=3000, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128))
     model.compile(optimizer=create_optimizer(1e-3, 10))

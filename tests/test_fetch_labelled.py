@@ -14,7 +14,6 @@ import zipfile
 import zlib
 
 import pytest
-
 from script_loader import load_script
 
 

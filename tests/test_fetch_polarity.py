@@ -7,9 +7,9 @@ import pathlib
 import tarfile
 
 import pytest
+from script_loader import load_script
 
 from kbert.data.corpus import detect_format, iter_documents
-from script_loader import load_script
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
+from fuzzing import fuzz_settings
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from fuzzing import fuzz_settings
 from kbert.data.masking import EMPTY, KEEP, MASK, RANDOM, MlmMasker
 from kbert.tokenization.vocab import Vocabulary
 
@@ -104,7 +104,7 @@ def check_masking(masker: MlmMasker, ids: np.ndarray, out: dict):
         # the input changes only at selected positions, as the recorded action says
         changed = np.flatnonzero(masked[r] != ids[r])
         assert set(changed.tolist()) <= set(real.tolist())
-        for position, action in zip(real, actions[r][~empty]):
+        for position, action in zip(real, actions[r][~empty], strict=True):
             new = masked[r][position]
             if action == MASK:
                 assert new == VOCAB.mask_id

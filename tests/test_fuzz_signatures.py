@@ -31,11 +31,11 @@ import sys
 import keras
 import numpy as np
 import pytest
+from fuzzing import as_bytes, fuzz_settings, hostile_string
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from fuzzing import as_bytes, fuzz_settings, hostile_string
 from kbert.export import export_saved_model, export_tflite
 from kbert.models import BertEncoder
 from kbert.tasks import BertClassifier, LabelMap
@@ -152,7 +152,7 @@ def id_inputs(draw, allow_bad_shapes=True):
         shapes[which] = (draw(st.integers(0, 5)), draw(st.integers(0, 80)))
     names = ("token_ids", "segment_ids", "padding_mask")
     return {name: draw(hnp.arrays(np.int32, shape, elements=int32s))
-            for name, shape in zip(names, shapes)}
+            for name, shape in zip(names, shapes, strict=True)}
 
 
 # ---------------------------------------------------------------------------- expectations
@@ -186,7 +186,8 @@ def _check_encoder_outputs(outputs, batch, seq=None, text=True):
 
 def _check_classifier_outputs(outputs, batch):
     for name in ("probabilities", "logits"):
-        assert outputs[name]["shape"] == (batch, len(LABELS)) and outputs[name]["dtype"] == "float32"
+        assert outputs[name]["shape"] == (batch, len(LABELS))
+        assert outputs[name]["dtype"] == "float32"
     if "label_id" in outputs:
         assert outputs["label_id"]["shape"] == (batch,) and outputs["label_id"]["dtype"] == "int32"
         assert outputs["label"]["shape"] == (batch,)

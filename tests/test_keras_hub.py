@@ -18,8 +18,13 @@ import pytest
 from test_convert import TOKENS, random_encoder, sample_inputs
 
 import kbert
-from kbert.convert import (CheckpointError, PresetExportWarning, save_keras_hub_preset,
-                           save_kbert_model, save_transformers_checkpoint)
+from kbert.convert import (
+    CheckpointError,
+    PresetExportWarning,
+    save_kbert_model,
+    save_keras_hub_preset,
+    save_transformers_checkpoint,
+)
 from kbert.errors import KbertWarning
 from kbert.loading import ModelSourceError, detect
 from kbert.models.encoder import BertEncoder

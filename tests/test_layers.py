@@ -3,8 +3,6 @@
 import keras
 import numpy as np
 import pytest
-
-from kbert.layers import BertEmbeddings, MultiHeadSelfAttention, TransformerBlock
 from layer_checks import (
     check_round_trips,
     np_attention,
@@ -12,6 +10,8 @@ from layer_checks import (
     np_transformer_block,
     randomize_weights,
 )
+
+from kbert.layers import BertEmbeddings, MultiHeadSelfAttention, TransformerBlock
 
 H, HEADS, INTER = 16, 4, 32
 ATOL = 1e-5

@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kbert.data.masking import (EMPTY, KEEP, MASK, RANDOM, MaskingError, MlmMasker,
-                                replacement_distribution)
+from kbert.data.masking import (
+    EMPTY,
+    KEEP,
+    MASK,
+    RANDOM,
+    MaskingError,
+    MlmMasker,
+    replacement_distribution,
+)
 from kbert.tokenization.vocab import Vocabulary
 
 WORDS = [f"w{i}" for i in range(30)]

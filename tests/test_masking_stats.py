@@ -12,9 +12,9 @@ import pytest
 import tensorflow as tf
 from scipy import stats
 
+from kbert.data import BatchOptions, MaskingOptions, PairOptions, pretraining_dataset
 from kbert.data.corpus import iter_documents
 from kbert.data.masking import KEEP, MASK, RANDOM, MlmMasker
-from kbert.data import BatchOptions, MaskingOptions, PairOptions, pretraining_dataset
 from kbert.tokenization.tokenizer import BertTokenizer
 from kbert.tokenization.vocab import Vocabulary
 from kbert.tokenization.vocab_training import train_vocabulary
@@ -38,7 +38,7 @@ def gather(dataset, epochs):
             "a_start", "a_end", "b_start", "b_end", "a_offset", "a_length", "b_offset",
             "b_length", "padding_mask", "segment_ids")
     out = []
-    for epoch in range(epochs):
+    for _ in range(epochs):
         parts = {k: [] for k in keys}
         for batch in dataset.as_numpy_iterator():
             for k in keys:
@@ -78,7 +78,7 @@ def test_eighty_ten_ten(epochs, austen_vocab):
     actions = epochs[0]["masked_actions"][epochs[0]["masked_weights"] == 1]
     shares = [np.mean(actions == a) for a in (MASK, RANDOM, KEEP)]
     print(f"\n[MASK] {shares[0]:.4%}  random {shares[1]:.4%}  unchanged {shares[2]:.4%}")
-    for share, want in zip(shares, (0.8, 0.1, 0.1)):
+    for share, want in zip(shares, (0.8, 0.1, 0.1), strict=True):
         assert abs(share - want) < 0.005
 
 

@@ -19,7 +19,6 @@ import time
 
 import numpy as np
 import pytest
-
 from test_training import TINY_MODEL, make_corpus, make_vocab
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kbert.tokenization.packing import num_truncated, pack_segments
+from kbert.tokenization.packing import num_truncated, pack_id_lists, pack_segments
 
 CLS, SEP, PAD = 101, 102, 0
 
@@ -144,7 +144,7 @@ def test_graph_mode_matches_eager():
     for key in eager:
         np.testing.assert_array_equal(graph[key], eager[key])
     expected_removed = [len(a) + len(b) - sum(reference_pack(a, b, 7)[2]) + 3
-                        for a, b in zip(rows_a, rows_b)]
+                        for a, b in zip(rows_a, rows_b, strict=True)]
     assert graph["num_truncated"].numpy().tolist() == expected_removed
     empty = pack(ragged([]), ragged([]))
     assert empty["token_ids"].shape == (0, 7)
@@ -166,8 +166,6 @@ def test_graph_uses_core_tensorflow_ops_only():
 
 
 def test_pack_id_lists_packs_python_lists_as_pack_segments_does():
-    from kbert.tokenization.packing import pack_id_lists
-
     a, b = [[7, 8, 9], [5], []], [[10, 11], [12, 13, 14], [15]]
     got = pack_id_lists([a, b], 8, cls_id=2, sep_id=3, pad_id=0)
     want = pack_segments([tf.ragged.constant(a, tf.int32), tf.ragged.constant(b, tf.int32)], 8,

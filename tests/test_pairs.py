@@ -173,7 +173,7 @@ def test_lone_last_window_borrows_b_from_the_first_window():
     ds = nsp_pairs(docs, tf.data.Dataset.random(seed=5, rerandomize_each_iteration=True),
                    PairOptions(seq_length=32), window=2, with_provenance=True)
     labels_of_lone = []
-    for epoch in range(5):  # each iteration draws new pairs
+    for _ in range(5):  # each iteration draws new pairs
         p = collect(ds)
         lone = p["a_doc"] == 4
         labels_of_lone += p["next_sentence_labels"][lone].tolist()

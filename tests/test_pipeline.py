@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kbert.commands import prepare
 from kbert.corpora import CorpusError
 from kbert.data import tfrecords
-from kbert.data.corpus import iter_documents
-from kbert.data.corpus import CorpusOptions
+from kbert.data.corpus import CorpusOptions, iter_documents
 from kbert.data.masking import MaskingOptions
 from kbert.data.pairs import PairOptions
 from kbert.data.pipeline import FEATURE_NAMES, LABEL_NAMES, BatchOptions, pretraining_dataset
+from kbert.models.pretrainer import BertPretrainer
 from kbert.tokenization.vocab import Vocabulary
 
 WORDS = ("the a of and to in was she he it her his had that for with not be as but at on by so "
@@ -34,8 +35,8 @@ def write_corpus(directory, docs=40, seed=0, name="gen.txt"):
     """google-research format: one sentence per line, a blank line between documents."""
     rng = np.random.default_rng(seed)
     lines = []
-    for d in range(docs):
-        for s in range(rng.integers(3, 12)):
+    for _ in range(docs):
+        for _ in range(rng.integers(3, 12)):
             words = rng.choice(WORDS + ["zebra", "quixotic"], size=rng.integers(3, 15))
             lines.append(" ".join(words).capitalize() + rng.choice([".", "!", "?"]))
         lines.append("")
@@ -78,14 +79,14 @@ def test_keras_layout_shapes_and_dtypes_and_seeded_dynamic_epochs(corpus, vocab)
     assert ((y["masked_weights"] == 1).sum(axis=1) >= 1).all()
     rerun = batches(build(corpus, vocab))  # a new pipeline with the same seed
     assert len(epoch1) == len(rerun) > 3
-    for (x1, y1), (x2, y2) in zip(epoch1, rerun):
+    for (x1, y1), (x2, y2) in zip(epoch1, rerun, strict=True):
         for k in x1:
             np.testing.assert_array_equal(x1[k], x2[k])
         for k in y1:
             np.testing.assert_array_equal(y1[k], y2[k])
     assert not np.array_equal(epoch1[0][0]["token_ids"], epoch2[0][0]["token_ids"])
     static = build(corpus, vocab, dynamic=False)
-    for (x1, _), (x2, _) in zip(batches(static), batches(static)):
+    for (x1, _), (x2, _) in zip(batches(static), batches(static), strict=True):
         np.testing.assert_array_equal(x1["token_ids"], x2["token_ids"])
 
 
@@ -95,7 +96,7 @@ def test_heldout_split_is_static_complete_and_only_heldout_documents(corpus, voc
     used = {int(d) for b in first for k in ("a_doc", "b_doc") for d in b[k]}
     heldout = {d.index for d in iter_documents(corpus, split="heldout", heldout_fraction=0.25)}
     assert used and used <= heldout and len(heldout) < 40
-    for b1, b2 in zip(first, second):
+    for b1, b2 in zip(first, second, strict=True):
         np.testing.assert_array_equal(b1["token_ids"], b2["token_ids"])
     assert len(first[-1]["token_ids"]) <= BATCH  # the last partial batch is kept
 
@@ -139,8 +140,6 @@ def test_typed_special_tokens_in_text_are_plain_text(tmp_path, vocab):
 
 
 def test_fit_a_tiny_pretrainer_on_it(corpus, vocab):
-    from kbert.models.pretrainer import BertPretrainer
-
     model = BertPretrainer.from_preset("tiny", vocab_size=len(TOKENS),
                                        max_position_embeddings=SEQ)
     model.compile(optimizer="adam")
@@ -155,7 +154,7 @@ def test_tfrecord_round_trip(tmp_path):
     lengths_a, lengths_b = rng.integers(1, 14, 50), rng.integers(1, 14, 50)
     ids = np.zeros((50, SEQ), np.int32)
     segments = np.zeros((50, SEQ), np.int32)
-    for i, (la, lb) in enumerate(zip(lengths_a, lengths_b)):
+    for i, (la, lb) in enumerate(zip(lengths_a, lengths_b, strict=True)):
         ids[i, :la + lb + 3] = [2] + list(rng.integers(5, 90, la)) + [3] + \
             list(rng.integers(5, 90, lb)) + [3]
         segments[i, la + 2:la + lb + 3] = 1
@@ -185,8 +184,6 @@ def test_tfrecord_round_trip(tmp_path):
 
 
 def test_prepare_command_writes_pairs_that_train_with_fresh_masks(tmp_path, corpus, vocab):
-    from kbert.commands import prepare
-
     vocab.save(tmp_path / "vocab")
     parser = argparse.ArgumentParser()
     prepare.add_arguments(parser)

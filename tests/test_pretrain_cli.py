@@ -8,12 +8,18 @@ import shutil
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
+from test_training import TINY_MODEL, make_corpus, make_vocab
 
 import kbert.fill_mask as fill_mask_lib
 from kbert.commands import pretrain as pretrain_cmd
-from test_training import TINY_MODEL, make_corpus, make_vocab
+from kbert.config import BertConfig
+from kbert.models.pretrainer import BertPretrainer
+from kbert.tokenization.tokenizer import BertTokenizer
+from kbert.tokenization.vocab import Vocabulary
+from kbert.training.pretrain import PretrainConfig, build_datasets
 
 
 def _args(argv):
@@ -40,11 +46,6 @@ def test_flags_override_the_config_file_which_overrides_defaults(tmp_path):
 
 
 def test_fill_mask_probabilities_are_the_softmax_at_each_mask(tmp_path):
-    from kbert.config import BertConfig
-    from kbert.models.pretrainer import BertPretrainer
-    from kbert.tokenization.tokenizer import BertTokenizer
-    from kbert.tokenization.vocab import Vocabulary
-
     words = ["the", "cat", "sat", "on", "mat", "a", "dog"]
     vocab = Vocabulary(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words)
     tokenizer = BertTokenizer(vocab)
@@ -96,11 +97,8 @@ def test_pretrain_then_fill_mask_end_to_end(tmp_path):
     assert summary["heldout"]["mlm_accuracy"] == pytest.approx(float(held.group(1)), abs=1e-3)
     # The held-out evaluation pools 3 drawings (own pairs and masks each), all counted.
     assert summary["heldout"]["drawings"] == 3 and "3 drawings" in result.stdout
-    from kbert.tokenization.tokenizer import BertTokenizer
-    from kbert.training.pretrain import PretrainConfig, build_datasets
 
     config = PretrainConfig.from_dict(summary["config"])
-    import keras  # the job sets TF's global seed, which tf.data's seeded ops also read
 
     keras.utils.set_random_seed(config.seed)
     _, drawings = build_datasets(config, BertTokenizer(str(out), max_length=32))

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from kbert.config import BertConfig
 from kbert.models.pretrainer import BertPretrainer
+from kbert.training.optimizer import create_optimizer
 
 V, S, P = 40, 10, 4
 TINY = BertConfig(vocab_size=V, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32,
@@ -101,7 +102,7 @@ def test_last_block_at_the_masked_rows_only_changes_nothing_but_the_cost():
     np.testing.assert_allclose(fast["nsp_logits"], ref["nsp_logits"], atol=1e-5)
     assert fast_loss == pytest.approx(ref_loss, rel=1e-6)
     assert len(fast_grads) == len(model.trainable_weights)
-    for w, a, b in zip(model.trainable_weights, fast_grads, ref_grads):
+    for w, a, b in zip(model.trainable_weights, fast_grads, ref_grads, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5, err_msg=w.path)
 
 
@@ -160,8 +161,6 @@ def test_accuracy_metrics_count_weighted_slots_only():
 
 
 def test_few_steps_of_fit_decrease_the_loss():
-    from kbert.training.optimizer import create_optimizer
-
     model = _model()
     model.compile(optimizer=create_optimizer(3e-3, total_steps=40, warmup=0))
     x, y = _batch(batch=3)
@@ -194,7 +193,8 @@ def test_mlm_loss_divisor_is_global_under_mirrored_strategy():
     script = textwrap.dedent("""
         import numpy as np, tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         import keras
         from kbert.config import BertConfig
         from kbert.models.pretrainer import BertPretrainer

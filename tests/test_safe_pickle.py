@@ -8,11 +8,11 @@ import zipfile
 
 import numpy as np
 import pytest
+import pytorch_bin
+from pytorch_bin import save_pytorch_bin
 
 from kbert.convert import safe_pickle
 from kbert.convert.safe_pickle import UnsafePickleError, load_pytorch_bin
-import pytorch_bin
-from pytorch_bin import save_pytorch_bin
 
 
 def _state():
@@ -69,7 +69,8 @@ def test_malicious_pickle_is_refused_and_runs_nothing(tmp_path, payload_class):
 
     path = tmp_path / "pytorch_model.bin"
     _zip_with_pickle(path, pickle.dumps({"weight": payload_class(marker)}, protocol=2))
-    with pytest.raises(UnsafePickleError, match=r"refusing to load (posix|os|builtins|__builtin__)\.(system|exec)"):
+    with pytest.raises(UnsafePickleError,
+                       match=r"refusing to load (posix|os|builtins|__builtin__)\.(system|exec)"):
         load_pytorch_bin(path)
     assert not marker.exists()
 

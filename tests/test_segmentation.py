@@ -5,8 +5,13 @@ import os
 import pytest
 
 from kbert.corpora import austen_files, read_lines
-from kbert.data.segmentation import (is_chapter_heading, is_decoration, is_section_heading,
-                                     join_lines, split_sentences)
+from kbert.data.segmentation import (
+    is_chapter_heading,
+    is_decoration,
+    is_section_heading,
+    join_lines,
+    split_sentences,
+)
 
 
 def austen_paragraph(novel: str, starts_with: str) -> str:

@@ -304,8 +304,7 @@ def test_a_plain_model_fine_tunes_on_cls_and_pooler(tmp_path):
 
 @pytest.mark.slow
 def test_max_pooling_fits_without_missing_gradients_and_round_trips(tmp_path):
-    from kbert.tasks import BertClassifier
-    from kbert.tasks import LabelledData
+    from kbert.tasks import BertClassifier, LabelledData
 
     model = BertClassifier.from_pretrained(str(FIXTURES / "st_max"), num_classes=2,
                                            max_length=16)

@@ -7,6 +7,8 @@ import pytest
 from test_tasks_support import encoder, tokenizer
 
 from kbert.commands import classify, finetune
+from kbert.tasks import BertClassifier
+from kbert.tasks.plots import have_matplotlib
 
 ROWS = [("good film", "pos"), ("great movie", "pos"), ("fun story", "pos"), ("good fun", "pos"),
         ("bad film", "neg"), ("awful movie", "neg"), ("dull story", "neg"), ("bad dull", "neg")]
@@ -54,7 +56,6 @@ def test_finetune_then_classify(tmp_path, capsys):
                                          "--batch-size", "4", "--validation-split", "0.25",
                                          "--output-dir", str(out), "--quiet"]))
     assert code == 0
-    from kbert.tasks.plots import have_matplotlib
 
     plots = "png" if have_matplotlib() else "txt"
     for name in ("model.keras", "vocab.txt", "labels.json", "task.json", "metrics.json",
@@ -82,8 +83,6 @@ def test_classify_bad_input(tmp_path):
 
 
 def test_classify_refuses_a_saved_head_that_was_never_trained(tmp_path):
-    from kbert.tasks import BertClassifier
-
     model = BertClassifier(encoder(), num_classes=2)
     model.set_tokenizer(tokenizer(), 8)
     model.save_pretrained(tmp_path / "untrained")

@@ -6,9 +6,19 @@ import warnings
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from test_tasks_support import tokenizer
 
-from kbert.tasks import (DataError, LabelledData, LabelMap, TruncationWarning,
-                         UnknownLabelError, load_labelled, stratified_split, text_dataset)
+from kbert.tasks import (
+    DataError,
+    LabelledData,
+    LabelMap,
+    TruncationWarning,
+    UnknownLabelError,
+    load_labelled,
+    stratified_split,
+    text_dataset,
+)
 from kbert.tasks.datasets import truncation_report
 
 ROWS = [("good film", "pos"), ("bad film", "neg"), ("great movie", "pos"), ("dull", "neg")]
@@ -35,22 +45,22 @@ def test_headerless_csv_with_bom_and_multiline_text(tmp_path):
 def test_tsv_and_jsonl(tmp_path):
     tsv = _write(tmp_path / "d.tsv", "text\tlabel\nx y\tA\nz\tB\n")
     assert load_labelled(tsv).labels == ["A", "B"]
-    jsonl = _write(tmp_path / "d.jsonl", "\n".join(json.dumps({"t": t, "l": l}) for t, l in ROWS))
+    jsonl = _write(tmp_path / "d.jsonl",
+                   "\n".join(json.dumps({"t": t, "l": label}) for t, label in ROWS))
     data = load_labelled(jsonl, text_column="t", label_column="l")
-    assert data.texts == [t for t, _ in ROWS] and data.labels == [l for _, l in ROWS]
+    assert data.texts == [t for t, _ in ROWS] and data.labels == [label for _, label in ROWS]
 
 
 def test_python_lists_dicts_and_tuples():
-    as_dicts = load_labelled([{"text": t, "label": l} for t, l in ROWS])
-    as_columns = load_labelled({"text": [t for t, _ in ROWS], "label": [l for _, l in ROWS]})
+    as_dicts = load_labelled([{"text": t, "label": label} for t, label in ROWS])
+    as_columns = load_labelled({"text": [t for t, _ in ROWS],
+                                "label": [label for _, label in ROWS]})
     as_tuples = load_labelled(ROWS, text_column=0, label_column=1)
     assert as_dicts.texts == as_columns.texts == as_tuples.texts
     assert as_dicts.labels == as_columns.labels == as_tuples.labels
 
 
 def test_tf_data_source():
-    import tensorflow as tf
-
     ds = tf.data.Dataset.from_tensor_slices({"text": ["é one", "two"], "label": [3, 4]})
     data = load_labelled(ds)
     assert data.texts == ["é one", "two"] and data.labels == [3, 4]
@@ -123,8 +133,6 @@ def test_stratified_split_puts_small_classes_in_both_parts():
 
 
 def test_truncation_is_reported_with_counts():
-    from test_tasks_support import tokenizer
-
     tok = tokenizer()
     texts = ["the film is good", "the film is good and fun and great"]  # 4 and 8 pieces
     with pytest.warns(TruncationWarning, match="1 of 2 examples.*lose 2 tokens"):
@@ -136,8 +144,6 @@ def test_truncation_is_reported_with_counts():
 
 
 def test_text_dataset_tokenizes_in_the_pipeline_and_keeps_order():
-    from test_tasks_support import tokenizer
-
     tok = tokenizer()
     texts = ["the film is good", "bad", "the movie was not fun , it was dull"]
     ds = text_dataset(tok, texts, targets=[1, 0, 0], max_length=32, batch_size=2)
@@ -149,10 +155,9 @@ def test_text_dataset_tokenizes_in_the_pipeline_and_keeps_order():
 
 
 def test_text_dataset_buckets_training_batches_by_length():
-    from test_tasks_support import tokenizer
-
     tok = tokenizer()
-    short, long = "the film", "the film is good and fun and great and not dull at all very big story"
+    short = "the film"
+    long = "the film is good and fun and great and not dull at all very big story"
     texts = [short] * 6 + [long] * 6
     ds = text_dataset(tok, texts, targets=list(range(12)), max_length=40, batch_size=3,
                       shuffle=True, seed=1)

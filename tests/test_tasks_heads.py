@@ -3,18 +3,32 @@ source, saving a classifier directory, raw-text prediction and its bad inputs.""
 
 import json
 import os
+import subprocess
+import sys
 import warnings
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from layer_checks import check_round_trips
 from test_tasks_support import encoder, features, tokenizer, vocab_tokens, with_tokenizer
 
-from kbert.tasks import (BertClassifier, BertMultipleChoice, BertSpanExtractor,
-                         BertTokenClassifier, DataError, EncoderSourceError, LabelledData,
-                         LabelMap, TruncationWarning, UnknownLabelError, load_encoder)
+from kbert.convert.transformers_ckpt import save_transformers_checkpoint
 from kbert.loading import ModelSourceError, detect
+from kbert.tasks import (
+    BertClassifier,
+    BertMultipleChoice,
+    BertSpanExtractor,
+    BertTokenClassifier,
+    DataError,
+    EncoderSourceError,
+    LabelledData,
+    LabelMap,
+    TruncationWarning,
+    UnknownLabelError,
+    load_encoder,
+)
 
 PAIRS = LabelledData(texts=["the film", "his movie", "the story", "the cat"],
                      pairs=["is good", "was bad", "is fun", "was dull"],
@@ -37,8 +51,6 @@ def test_classifier_round_trips(problem_type, pooling, tmp_path):
 def test_cls_heads_compute_the_last_block_at_cls_only_with_the_same_numbers(pooling):
     """pooled / cls classifiers ask the encoder for the [CLS] row alone: logits and every
     gradient equal those of the full encoder output (padding in the batch included)."""
-    import tensorflow as tf
-
     model = BertClassifier(encoder(), num_classes=3, pooling=pooling)
     x = features()
     x["padding_mask"] = np.array([[1] * 8, [1] * 5 + [0] * 3], "int32")
@@ -50,20 +62,22 @@ def test_cls_heads_compute_the_last_block_at_cls_only_with_the_same_numbers(pool
                   else outputs["sequence_output"][:, 0, :])
         return model.logits(vector)
 
-    for forward in (lambda: model(x), full_path):
+    def logits_and_grads(forward):
         with tf.GradientTape() as tape:
             logits = forward()
             loss = tf.reduce_sum(logits * tf.constant([[1.0, -2.0, 0.5]]))
         grads = [None if g is None else tf.convert_to_tensor(g)  # embeddings: IndexedSlices
                  for g in tape.gradient(loss, model.trainable_variables)]
-        if forward is full_path:
-            np.testing.assert_allclose(np.asarray(logits), fast_logits, atol=1e-5)
-            for g_fast, g_full, w in zip(fast_grads, grads, model.trainable_variables):
-                assert (g_fast is None) == (g_full is None), w.path
-                if g_full is not None:
-                    np.testing.assert_allclose(np.asarray(g_fast), np.asarray(g_full),
-                                               atol=1e-5, err_msg=w.path)
-        fast_logits, fast_grads = np.asarray(logits), grads
+        return np.asarray(logits), grads
+
+    fast_logits, fast_grads = logits_and_grads(lambda: model(x))
+    full_logits, full_grads = logits_and_grads(full_path)
+    np.testing.assert_allclose(full_logits, fast_logits, atol=1e-5)
+    for g_fast, g_full, w in zip(fast_grads, full_grads, model.trainable_variables, strict=True):
+        assert (g_fast is None) == (g_full is None), w.path
+        if g_full is not None:
+            np.testing.assert_allclose(np.asarray(g_fast), np.asarray(g_full),
+                                       atol=1e-5, err_msg=w.path)
 
     seen = []
     original = model.encoder.call
@@ -102,7 +116,7 @@ def test_encoder_with_another_name_is_copied_under_encoder():
     assert enc.name == "bert_encoder"
     model = BertClassifier(enc, num_classes=2)
     assert model.encoder.name == "encoder"
-    for a, b in zip(model.encoder.weights, enc.weights):
+    for a, b in zip(model.encoder.weights, enc.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
@@ -132,8 +146,6 @@ def test_from_pretrained_detects_every_source(tmp_path):
     _vocab_dir(run)
     keras_file = run / "encoder.keras"
 
-    from kbert.convert.transformers_ckpt import save_transformers_checkpoint
-
     hf = tmp_path / "hf"
     save_transformers_checkpoint(enc, hf, vocab=tokenizer().vocab)
 
@@ -154,7 +166,8 @@ def test_unknown_source_is_a_clear_error(tmp_path):
 
 def test_mismatched_tokenizer_and_encoder_is_refused():
     small = encoder(vocab_size=50)
-    with pytest.raises(EncoderSourceError, match=f"vocabulary has {len(vocab_tokens())} entries.*has 50"):
+    with pytest.raises(EncoderSourceError,
+                       match=f"vocabulary has {len(vocab_tokens())} entries.*has 50"):
         BertClassifier.from_pretrained(small, num_classes=2, tokenizer=tokenizer())
 
 
@@ -177,10 +190,11 @@ def test_pair_classifier_fit_predict_save_and_load(tmp_path):
                               warmup=0, verbose=0, callbacks=[record])
     assert len(history.history["val_loss"]) == 3
     best = int(np.argmin(record.val_losses))
-    for restored, kept in zip(model.get_weights(), record.weights[best]):
+    for restored, kept in zip(model.get_weights(), record.weights[best], strict=True):
         np.testing.assert_array_equal(restored, kept)  # the best epoch's weights, not the last
     if best != 2:
-        assert any(not np.array_equal(a, b) for a, b in zip(model.get_weights(), record.weights[2]))
+        assert any(not np.array_equal(a, b)
+                   for a, b in zip(model.get_weights(), record.weights[2], strict=True))
     assert model.label_map.labels == ["neg", "pos"]
     predictions = model.predict_texts(PAIRS.texts, PAIRS.pairs)
     assert predictions.probabilities.shape == (4, 2)
@@ -280,9 +294,6 @@ print("ok")
 
 @pytest.mark.slow
 def test_heads_train_on_the_jax_backend():
-    import subprocess
-    import sys
-
     tests = os.path.dirname(os.path.abspath(__file__))
     env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run([sys.executable, "-c", JAX_SCRIPT.format(tests=tests)], env=env,

@@ -1,10 +1,13 @@
 """kbert.tasks.metrics: scores against hand-computed values, the text confusion matrix;
 kbert.tasks.plots: PNGs with matplotlib, text without."""
 
+import sys
+
 import numpy as np
 import pytest
 
 from kbert.tasks.metrics import classification_report, confusion_matrix
+from kbert.tasks.plots import NO_MATPLOTLIB, save_plots
 
 # 3 classes, 10 examples; worked by hand:
 #   true  0 0 0 0 1 1 1 2 2 2
@@ -63,9 +66,8 @@ HISTORY = {"loss": [0.9, 0.6, 0.4], "val_loss": [0.8, 0.7, 0.65],
 
 def test_plots_are_pngs_with_matplotlib(tmp_path):
     pytest.importorskip("matplotlib")
-    from matplotlib.image import imread
-
-    from kbert.tasks.plots import save_plots
+    # deferred: optional; the test skips without it
+    from matplotlib.image import imread  # noqa: PLC0415
 
     report = classification_report(TRUE, PRED, ["neg", "neu", "pos"])
     written, note = save_plots(tmp_path, {"validation": report}, HISTORY)
@@ -80,10 +82,6 @@ def test_plots_are_pngs_with_matplotlib(tmp_path):
 
 
 def test_without_matplotlib_plots_fall_back_to_text(tmp_path, monkeypatch):
-    import sys
-
-    from kbert.tasks.plots import NO_MATPLOTLIB, save_plots
-
     for name in [m for m in sys.modules if m.split(".")[0] == "matplotlib"] + ["matplotlib"]:
         monkeypatch.setitem(sys.modules, name, None)  # `import matplotlib(.x)` fails
     report = classification_report(TRUE, PRED, ["neg", "neu", "pos"])

@@ -6,8 +6,13 @@ import pytest
 from test_tasks_support import encoder, with_tokenizer
 
 from kbert.tasks import BertClassifier, LabelledData
-from kbert.tasks.recipe import (MAX_EPOCHS, MIN_STEPS, epochs_for, finetuning_recipe,
-                                learning_rate_for)
+from kbert.tasks.recipe import (
+    MAX_EPOCHS,
+    MIN_STEPS,
+    epochs_for,
+    finetuning_recipe,
+    learning_rate_for,
+)
 
 
 @pytest.mark.parametrize("examples, batch, epochs", [

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import functools
 
+import keras
 import numpy as np
+
+from kbert.models.encoder import BertEncoder
+from kbert.tokenization.tokenizer import BertTokenizer
+from kbert.tokenization.vocab import Vocabulary
 
 WORDS = [
     "the", "film", "movie", "good", "great", "bad", "awful", "is", "was", "and", "not",
@@ -26,20 +31,13 @@ def vocab_tokens() -> list[str]:
             + ["##" + c for c in letters])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tokenizer():
     """One shared tokenizer (building one and tracing it costs seconds on a loaded machine)."""
-    from kbert.tokenization.tokenizer import BertTokenizer
-    from kbert.tokenization.vocab import Vocabulary
-
     return BertTokenizer(Vocabulary(vocab_tokens()), lower_case=True)
 
 
 def encoder(seed: int = 0, **overrides):
-    import keras
-
-    from kbert.models.encoder import BertEncoder
-
     keras.utils.set_random_seed(seed)
     config = dict(vocab_size=len(vocab_tokens()), hidden_size=16, num_layers=2, num_heads=2,
                   intermediate_size=32, max_position_embeddings=64)

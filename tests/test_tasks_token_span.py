@@ -5,10 +5,16 @@ import numpy as np
 import pytest
 from test_tasks_support import encoder, tokenizer, with_tokenizer
 
-from kbert.tasks import BertSpanExtractor, BertTokenClassifier, DataError, LabelMap
+from kbert.tasks import (
+    BertSpanExtractor,
+    BertTokenClassifier,
+    DataError,
+    LabelMap,
+    TruncationWarning,
+)
 from kbert.tasks.alignment import tokenize_with_char_offsets
-from kbert.tokenization.offsets import char_of_byte, utf8_bytes
 from kbert.tasks.token_classifier import bio_entities
+from kbert.tokenization.offsets import char_of_byte, utf8_bytes
 
 TEXT = "José lives in São Paulo, near Zürich!"
 WORDS = ["José", "lives", "in", "São", "Paulo,", "near", "Zürich!"]
@@ -95,8 +101,6 @@ def test_bio_merging_rules():
 
 
 def test_truncated_words_get_no_label_and_a_warning():
-    from kbert.tasks import TruncationWarning
-
     model = with_tokenizer(BertTokenClassifier(encoder(), num_labels=4), max_length=6)
     model.set_label_map(LabelMap(LABELS))
     with pytest.warns(TruncationWarning, match="1 of 1 sentences.*3 words get no label"):

@@ -97,7 +97,7 @@ def test_frozen_layers_do_not_move():
     moving = model.encoder.transformer_layers[1].weights[0]
     before = moving.numpy().copy()
     _one_step(model, keras.optimizers.Adam(1e-2))
-    for v, value in zip(frozen_vars, frozen):
+    for v, value in zip(frozen_vars, frozen, strict=True):
         np.testing.assert_array_equal(v.numpy(), value)
     assert not np.array_equal(moving.numpy(), before)
     with pytest.raises(ValueError, match="only 2 blocks"):

@@ -9,8 +9,14 @@ import pytest
 from test_tasks_support import encoder, tokenizer, with_tokenizer
 
 from kbert.tasks import BertClassifier, LabelledData
-from kbert.tasks.windows import (WINDOW_THRESHOLD, choose_windows, dropped_share, pool_windows,
-                                 windowed_arrays, windows_per_text)
+from kbert.tasks.windows import (
+    WINDOW_THRESHOLD,
+    choose_windows,
+    dropped_share,
+    pool_windows,
+    windowed_arrays,
+    windows_per_text,
+)
 
 LONG = "the big film was not fun and the soup was cold and the cat was very dull " * 2  # 34
 

@@ -1,14 +1,14 @@
 """Raw text through Keras' own API: fit / evaluate / predict on strings for every head, the
 vocabulary inside the `.keras` archive, the trained flag, and refusals."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from test_tasks_support import encoder, with_tokenizer
 
-import keras
-from kbert.tasks import (BertClassifier, BertMultipleChoice, BertSpanExtractor,
-                         BertTokenClassifier)
+import kbert.loading
+from kbert.tasks import BertClassifier, BertMultipleChoice, BertSpanExtractor, BertTokenClassifier
 
 TEXTS = ["good film", "great movie", "fun story", "bad film", "awful movie", "dull story"]
 LABELS = ["pos", "pos", "pos", "neg", "neg", "neg"]
@@ -79,7 +79,6 @@ def test_the_keras_archive_carries_vocabulary_labels_and_trained_flag(tmp_path):
     model.fit(TEXTS, LABELS, epochs=1, batch_size=6, verbose=0)
     path = tmp_path / "clf.keras"
     model.save(path)
-    import kbert.loading
 
     kbert.loading.register_kbert_classes()
     loaded = keras.saving.load_model(path)

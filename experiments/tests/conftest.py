@@ -1,5 +1,6 @@
 """pytest set-up for the experiments' tests (run apart from the product's suite:
-`python -m pytest experiments/tests`): quiet TensorFlow logs, a deterministic Keras seed per test."""
+`python -m pytest experiments/tests`): quiet TensorFlow logs, a deterministic Keras seed per
+test."""
 
 import os
 

@@ -10,11 +10,11 @@ import string
 import keras
 import numpy as np
 import pytest
+from experiment_loader import load_experiment
 
 from kbert.config import BertConfig
 from kbert.models.pretrainer import BertPretrainer
 from kbert.tokenization.vocab import Vocabulary
-from experiment_loader import load_experiment
 
 
 @pytest.fixture(scope="module")

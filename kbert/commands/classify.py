@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import sys
 
+from kbert.textfiles import command_texts
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--model", required=True, help="a directory written by kbert finetune")
@@ -25,14 +27,13 @@ def add_arguments(parser) -> None:
 
 
 def _texts(args) -> list[str]:
-    from kbert.textfiles import command_texts
-
     return command_texts(args.texts, args.input, skip_blank=True)
 
 
 def load_classifier(source: str):
     """The fine-tuned BertClassifier of `source`, or one line saying why there is none."""
-    from kbert.loading import load
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.loading import load  # noqa: PLC0415
 
     loaded = load(source)
     model = loaded.model

@@ -29,6 +29,8 @@ import warnings
 
 import numpy as np
 
+from kbert.outputs import check_output
+
 PROBE = "The quick brown fox jumps over the lazy dog near the river bank."
 
 
@@ -85,7 +87,6 @@ def run(args: argparse.Namespace) -> int:
     from kbert import convert
     from kbert.hub import resolve
     from kbert.loading import ModelSourceError, encoder_of, load
-    from kbert.outputs import check_output
 
     def reload(directory):  # the pretrainer of a whole checkpoint, else the encoder
         loaded = load(directory)

@@ -31,6 +31,9 @@ import sys
 
 import numpy as np
 
+from kbert.config import check_max_length
+from kbert.textfiles import command_texts
+
 POOLING = {"token": (None,), "word": ("first", "mean"),
            "sentence": ("cls", "mean", "max", "mean_sqrt_len")}
 
@@ -63,8 +66,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _read_texts(args) -> list[str]:
-    from kbert.textfiles import command_texts
-
     return command_texts(args.texts, args.input)
 
 
@@ -105,13 +106,13 @@ def _records(texts, level, result, width: int):
     """-> (json lines, npz arrays)."""
     lines, vectors, index, starts, ends, labels = [], [], [], [], [], []
     if level == "sentence":
-        for text, vector in zip(texts, result):
+        for text, vector in zip(texts, result, strict=True):
             lines.append({"text": text, "vector": _rounded(vector)})
         arrays = {"vectors": np.asarray(result, np.float32),
                   "text_index": np.arange(len(texts), dtype=np.int64)}
         return lines, arrays
     key = "tokens" if level == "token" else "words"
-    for n, (text, records) in enumerate(zip(texts, result)):
+    for n, (text, records) in enumerate(zip(texts, result, strict=True)):
         items = []
         for r in records:
             item = r.to_dict()
@@ -130,9 +131,8 @@ def _records(texts, level, result, width: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    from kbert.embeddings import ContextualEmbedder
-
-    from kbert.config import check_max_length
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.embeddings import ContextualEmbedder  # noqa: PLC0415
 
     pooling = _check(args)
     texts = _read_texts(args)

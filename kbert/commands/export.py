@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from kbert.config import check_max_length
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model directory or .keras file (see `kbert export -h`)")
@@ -58,10 +60,9 @@ def load_model(source: str, vocab: str | None = None, with_settings: bool = Fals
 
 
 def run(args: argparse.Namespace) -> int:
-    from kbert.export.saved_model import export_saved_model
-
-    from kbert.config import check_max_length
-    from kbert.loading import encoder_of
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.export.saved_model import export_saved_model  # noqa: PLC0415
+    from kbert.loading import encoder_of  # noqa: PLC0415
 
     model, tokenizer, sentence = load_model(args.model, args.vocab, with_settings=True)
     if args.max_length is not None:
@@ -84,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_signatures(path: str) -> None:
-    from tensorflow.core.protobuf import saved_model_pb2
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from tensorflow.core.protobuf import saved_model_pb2  # noqa: PLC0415
 
     saved = saved_model_pb2.SavedModel()
     with open(os.path.join(path, "saved_model.pb"), "rb") as f:

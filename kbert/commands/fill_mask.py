@@ -20,10 +20,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from kbert.fill_mask import fill_mask, load_pretrainer
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.fill_mask import fill_mask, load_pretrainer  # noqa: PLC0415
 
     model, tokenizer = load_pretrainer(args.model)
-    for text, masks in zip(args.texts, fill_mask(model, tokenizer, args.texts, args.top_k)):
+    predictions = fill_mask(model, tokenizer, args.texts, args.top_k)
+    for text, masks in zip(args.texts, predictions, strict=True):
         print(text)
         for n, predictions in enumerate(masks, 1):
             label = f"  [MASK] {n}:" if len(masks) > 1 else "  [MASK]:"

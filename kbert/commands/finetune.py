@@ -24,6 +24,9 @@ from __future__ import annotations
 import json
 import os
 
+from kbert.config import MaxLengthError, check_known_keys, read_json_file
+from kbert.outputs import check_output, fit_verbosity
+
 # flag -> (config key, type, default, help)
 OPTIONS = {
     "--model": ("model", str, None, "encoder source (required)"),
@@ -94,12 +97,8 @@ def resolve_options(args) -> dict:
     options["header"] = True
     options["search"] = False
     if args.config:
-        from kbert.config import read_json_file
-
         values = read_json_file(args.config, ValueError)  # size-limited, UTF-8, an object
-        unknown = sorted(set(values) - set(options))
-        if unknown:
-            raise ValueError(f"{args.config}: unknown keys {unknown}; known: {sorted(options)}")
+        check_known_keys(values, options, "keys", ValueError, where=f"{args.config}: ")
         options.update(values)
     for key in options:
         value = getattr(args, key, None)
@@ -131,11 +130,10 @@ def _load(path: str, options: dict):
 
 def run(args) -> int:
     options = resolve_options(args)
-    from kbert.config import MaxLengthError
-    from kbert.outputs import check_output
 
     check_output(options["output_dir"], overwrite=args.overwrite, flag="--output-dir")
-    from kbert.training.distribute import DistributedJob
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.training.distribute import DistributedJob  # noqa: PLC0415
 
     # First: MultiWorkerMirroredStrategy must be created before any other TensorFlow op.
     job = DistributedJob(options["strategy"], options["output_dir"])
@@ -207,9 +205,9 @@ def _fit_with_search(fit, recipe, options: dict, test, problem_type: str):
 
 
 def _run(options: dict, args, job) -> int:
-    import keras
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    import keras  # noqa: PLC0415
 
-    from kbert.outputs import fit_verbosity
     from kbert.tasks import BertClassifier, LabelMap, stratified_split
     from kbert.tasks.plots import save_plots
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from kbert.corpora import expand_paths
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("corpus", nargs="*", default=["austen"],
@@ -36,10 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kbert.corpora import expand_paths
-    from kbert.data import tfrecords
-    from kbert.data.pipeline import pair_dataset
-    from kbert.tokenization.tokenizer import resolve_tokenizer
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.data import tfrecords  # noqa: PLC0415
+    from kbert.data.pipeline import pair_dataset  # noqa: PLC0415
+    from kbert.tokenization.tokenizer import resolve_tokenizer  # noqa: PLC0415
 
     if args.dupe_factor < 1:
         raise ValueError(f"--dupe-factor must be >= 1, got {args.dupe_factor}")

@@ -14,6 +14,8 @@ run refuses an --output-dir holding anything but that run's own files unless --o
 
 from __future__ import annotations
 
+from kbert.outputs import check_output
+
 # flag -> (PretrainConfig field, type, help)
 FLAGS = {
     "--corpus": ("corpus", str, 'text files, directories or globs; "austen" = the embedded corpus'),
@@ -69,7 +71,8 @@ def add_arguments(parser) -> None:
 
 
 def config_from_args(args):
-    from kbert.training.pretrain import PretrainConfig
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.training.pretrain import PretrainConfig  # noqa: PLC0415
 
     values = {}
     if args.config:
@@ -116,15 +119,15 @@ def report(summary: dict) -> str:
             guesses = ", ".join(f"{t} {p:.2f}" for t, p in ex["predictions"])
             lines.append(f"  {ex['text']}\n      {ex['answer']} -> {guesses}")
     seconds = summary["seconds"]
-    lines.append(f"{summary['steps']} steps; time: {seconds['total']:.0f}s (fit {seconds['fit']:.0f}s); "
-                 f"encoder: {summary['files']['encoder']}; summary: "
+    lines.append(f"{summary['steps']} steps; time: {seconds['total']:.0f}s "
+                 f"(fit {seconds['fit']:.0f}s); encoder: {summary['files']['encoder']}; summary: "
                  f"{summary['config']['output_dir']}/summary.json")
     return "\n".join(lines)
 
 
 def run(args) -> int:
-    from kbert.outputs import check_output
-    from kbert.training.pretrain import is_same_run, pretrain
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.training.pretrain import is_same_run, pretrain  # noqa: PLC0415
 
     config = config_from_args(args)
     # A new run must not write over other work; the same run (its backup/, its vocabulary, a

@@ -17,6 +17,10 @@ import argparse
 import os
 
 from kbert.commands.export import load_model
+from kbert.config import check_max_length
+from kbert.corpora import CorpusError, expand_paths
+from kbert.outputs import check_output
+from kbert.textfiles import iter_lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,9 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _calibration_texts(source: str, count: int) -> list[str]:
-    from kbert.corpora import CorpusError, expand_paths
-    from kbert.textfiles import iter_lines
-
     texts = []
     for path in expand_paths(source):
         for line in iter_lines(path, CorpusError):
@@ -57,10 +58,9 @@ def _calibration_texts(source: str, count: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kbert.config import check_max_length
-    from kbert.loading import encoder_of
-    from kbert.export.tflite import FORMS, METADATA_SUFFIX, QUANTIZATIONS, export_tflite
-    from kbert.outputs import check_output
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.export.tflite import FORMS, METADATA_SUFFIX, QUANTIZATIONS, export_tflite  # noqa: PLC0415
+    from kbert.loading import encoder_of  # noqa: PLC0415
 
     quantizations = list(QUANTIZATIONS) if "all" in args.quantization else args.quantization
     for q in quantizations:
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     texts = (_calibration_texts(args.calibration, args.num_calibration)
              if "int8" in quantizations else None)
     print(f"{'file':<48} {'size':>10}")
-    for (form, quantization), path in zip(variants, paths):
+    for (form, quantization), path in zip(variants, paths, strict=True):
         export_tflite(model, path, tokenizer=tokenizer, inputs=form, quantization=quantization,
                       pairs=args.pairs, max_length=args.max_length, representative_texts=texts)
         print(f"{path:<48} {os.path.getsize(path) / 1e6:>8.2f} MB")

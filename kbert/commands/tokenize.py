@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from kbert.textfiles import command_texts
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocab", required=True,
@@ -29,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kbert.textfiles import command_texts
-    from kbert.tokenization.tokenizer import BertTokenizer
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.tokenization.tokenizer import BertTokenizer  # noqa: PLC0415
 
     texts = command_texts(args.texts, args.input, default_input="-")
     tokenizer = BertTokenizer(args.vocab, lower_case=args.lower_case)
@@ -39,14 +41,14 @@ def run(args: argparse.Namespace) -> int:
     for i, text in enumerate(texts):
         row_ids = ids[i].numpy().tolist()
         row_pieces = [p.decode("utf-8") for p in pieces[i].numpy()]
-        offsets = list(zip(starts[i].numpy().tolist(), ends[i].numpy().tolist()))
+        offsets = list(zip(starts[i].numpy().tolist(), ends[i].numpy().tolist(), strict=True))
         if args.json:
             print(json.dumps({"text": text, "pieces": row_pieces, "ids": row_ids,
                               "offsets": [list(o) for o in offsets]}, ensure_ascii=False))
             continue
         raw = text.encode("utf-8")
         print(f"{text!r}: {len(row_ids)} pieces")
-        for piece, token_id, (start, end) in zip(row_pieces, row_ids, offsets):
+        for piece, token_id, (start, end) in zip(row_pieces, row_ids, offsets, strict=True):
             source = raw[start:end].decode("utf-8", "replace")
             print(f"  {piece:<20} {token_id:>7}  {start:>5}-{end:<5} {source!r}")
     return 0

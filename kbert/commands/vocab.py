@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from kbert.outputs import check_output
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", nargs="+", default=["austen"],
@@ -27,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kbert.outputs import check_output
-    from kbert.tokenization.vocab_training import train_vocabulary
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.tokenization.vocab_training import train_vocabulary  # noqa: PLC0415
 
     check_output(args.output, overwrite=args.overwrite, flag="--output")
     start = time.perf_counter()

@@ -24,13 +24,22 @@ from __future__ import annotations
 import json
 import os
 
+import keras
+
 from kbert.convert.google_ckpt import load_google_checkpoint
-from kbert.convert.keras_hub_preset import (PresetExportWarning, load_keras_hub_preset,
-                                            save_keras_hub_preset)
+from kbert.convert.keras_hub_preset import (
+    PresetExportWarning,
+    load_keras_hub_preset,
+    save_keras_hub_preset,
+)
 from kbert.convert.safe_pickle import UnsafePickleError, load_pytorch_bin
 from kbert.convert.transformers_ckpt import (
-    CheckpointError, HeadWeightsWarning, load_transformers_checkpoint,
-    save_transformers_checkpoint, transformers_weights_to_encoder)
+    CheckpointError,
+    HeadWeightsWarning,
+    load_transformers_checkpoint,
+    save_transformers_checkpoint,
+    transformers_weights_to_encoder,
+)
 
 ENCODER_FILE = "encoder.keras"
 PRETRAINER_FILE = "pretrainer.keras"
@@ -49,7 +58,6 @@ def save_kbert_model(model, tokenizer, directory: str | os.PathLike) -> str:
     `model` is a BertEncoder, or a BertPretrainer: then pretrainer.keras is written too, and
     `kbert.load(directory)` gives the pretrainer back (its `.encoder` for everything else).
     """
-    import keras
 
     from kbert.convert.transformers_ckpt import is_pretrainer
 

@@ -41,8 +41,13 @@ import re
 import numpy as np
 
 from kbert.convert.transformers_ckpt import (
-    CheckpointError, build_model, config_from_transformers, expected_shapes, read_json,
-    tokenizer_for_directory)
+    CheckpointError,
+    build_model,
+    config_from_transformers,
+    expected_shapes,
+    read_json,
+    tokenizer_for_directory,
+)
 
 CONFIG_NAMES = ("bert_config.json", "config.json")
 _OPTIMIZER_SLOT = re.compile(r"(/adam_[mv]|/Adam(_1)?|/Momentum)$")
@@ -63,7 +68,8 @@ _HEAD_DISPLAY = {key: name for name, (key, _) in GOOGLE_HEAD_NAMES.items()}
 
 
 def google_to_transformers_key(name: str) -> str | None:
-    """'bert/encoder/layer_3/attention/self/query/kernel' -> 'encoder.layer.3.attention.self.query.weight'.
+    """'bert/encoder/layer_3/attention/self/query/kernel' ->
+    'encoder.layer.3.attention.self.query.weight'.
 
     None for names outside `bert/` (heads, optimizer state).
     """
@@ -112,7 +118,8 @@ def _is_kernel(key: str) -> bool:
 
 def find_checkpoint(path: str) -> tuple[str, str]:
     """A directory or checkpoint prefix -> (checkpoint prefix, directory)."""
-    import tensorflow as tf
+    # deferred: TensorFlow, not needed on JAX
+    import tensorflow as tf  # noqa: PLC0415
 
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -133,7 +140,8 @@ def find_checkpoint(path: str) -> tuple[str, str]:
 
 def read_google_weights(prefix: str) -> dict[str, np.ndarray]:
     """All variables of a TF checkpoint as {name: array} (optimizer slots dropped)."""
-    import tensorflow as tf
+    # deferred: TensorFlow, not needed on JAX
+    import tensorflow as tf  # noqa: PLC0415
 
     try:
         reader = tf.train.load_checkpoint(prefix)
@@ -206,7 +214,8 @@ def load_google_checkpoint(path: str | os.PathLike, hidden_act: str | None = Non
         config = config.replace(hidden_act=hidden_act)
     tokenizer = tokenizer_for_directory(directory, config)
     if lower_case is not None:
-        from kbert.tokenization.tokenizer import BertTokenizer
+        # deferred: the tokenizer is TensorFlow code, not needed on JAX
+        from kbert.tokenization.tokenizer import BertTokenizer  # noqa: PLC0415
 
         tokenizer = BertTokenizer(tokenizer.vocab, lower_case=lower_case,
                                   max_length=tokenizer.max_length)

@@ -22,13 +22,20 @@ from __future__ import annotations
 import contextlib
 import os
 
+import keras
+
+try:  # Keras' private scope that forces safe mode for nested deserialization
+    from keras.src.saving.serialization_lib import SafeModeScope
+except ImportError:  # pragma: no cover - other Keras versions
+    SafeModeScope = None
+
+from kbert.convert.transformers_ckpt import CheckpointError
+
 
 def _safe_mode_scope():
     """Keras' own scope that forces safe mode for nested deserialization (private API; on a
     Keras without it, the `safe_mode=True` argument is what remains)."""
-    try:
-        from keras.src.saving.serialization_lib import SafeModeScope
-    except ImportError:  # pragma: no cover - other Keras versions
+    if SafeModeScope is None:  # pragma: no cover - other Keras versions
         return contextlib.nullcontext()
     return SafeModeScope(True)
 
@@ -37,10 +44,6 @@ def load_keras_file(path: str | os.PathLike, *, custom_objects: dict | None = No
                     compile: bool = False):
     """`keras.saving.load_model(path, safe_mode=True)`; a file Keras refuses or cannot
     deserialize raises `CheckpointError` (a ValueError) naming the file and the reason."""
-    import keras
-
-    from kbert.convert.transformers_ckpt import CheckpointError
-
     path = os.fspath(path)
     try:
         with _safe_mode_scope():

@@ -63,7 +63,11 @@ import numpy as np
 
 from kbert.config import BertConfig, ConfigError
 from kbert.convert.transformers_ckpt import (
-    CheckpointError, encoder_variables, read_json, tokenizer_for_directory)
+    CheckpointError,
+    encoder_variables,
+    read_json,
+    tokenizer_for_directory,
+)
 from kbert.errors import KbertWarning
 
 CONFIG_FILE = "config.json"

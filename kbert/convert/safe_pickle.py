@@ -86,7 +86,7 @@ def _tensor(storage, offset, size, stride, dtype=None) -> np.ndarray:
         raise UnsafePickleError(f"storage {storage.key}: bad size {size} / stride {stride}")
     if 0 in size:
         return np.zeros(size, flat.dtype)
-    last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
     if last >= flat.size:
         raise UnsafePickleError(
             f"storage {storage.key}: tensor of size {size} at offset {offset} reads past the "

@@ -29,8 +29,9 @@ and keeps query / key / value apart (kbert fuses them into one [H, 3H] kernel, c
 query | key | value).
 
 Example:
-    >>> encoder, tokenizer = load_transformers_checkpoint("path/to/all-MiniLM-L6-v2")  # doctest: +SKIP
-    >>> save_transformers_checkpoint(encoder, "out/", vocab=tokenizer)               # doctest: +SKIP
+    >>> encoder, tokenizer = load_transformers_checkpoint(  # doctest: +SKIP
+    ...     "path/to/all-MiniLM-L6-v2")
+    >>> save_transformers_checkpoint(encoder, "out/", vocab=tokenizer)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -39,12 +40,16 @@ import json
 import os
 import re
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+from safetensors.numpy import load_file, save_file
 
-from kbert.config import BertConfig, ConfigError
+from kbert.config import BertConfig, ConfigError, read_json_file
+from kbert.convert.safe_pickle import load_pytorch_bin
 from kbert.errors import KbertError, KbertWarning
+from kbert.tokenization.vocab import Vocabulary
 
 CONFIG_FILE = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
@@ -158,8 +163,6 @@ def config_to_transformers(config: BertConfig) -> dict[str, Any]:
 
 def read_json(path: str) -> dict[str, Any]:
     """A JSON object file of a checkpoint (size-limited, see `kbert.config.read_json_file`)."""
-    from kbert.config import read_json_file
-
     if not os.path.isfile(path):
         raise CheckpointError(f"{path} does not exist")
     return read_json_file(path, CheckpointError)
@@ -244,7 +247,8 @@ def expected_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
         for proj in ("attention.self.query", "attention.self.key", "attention.self.value",
                      "attention.output.dense"):
             shapes[f"{p}{proj}.weight"], shapes[f"{p}{proj}.bias"] = (h, h), (h,)
-        shapes[f"{p}intermediate.dense.weight"], shapes[f"{p}intermediate.dense.bias"] = (i, h), (i,)
+        shapes[f"{p}intermediate.dense.weight"] = (i, h)
+        shapes[f"{p}intermediate.dense.bias"] = (i,)
         shapes[f"{p}output.dense.weight"], shapes[f"{p}output.dense.bias"] = (h, i), (h,)
         for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
             shapes[f"{p}{norm}.weight"], shapes[f"{p}{norm}.bias"] = (h,), (h,)
@@ -496,7 +500,8 @@ def pretrainer_to_transformers_weights(pretrainer) -> dict[str, np.ndarray]:
 
 def encoder_to_transformers_weights(encoder) -> dict[str, np.ndarray]:
     """The encoder's weights as a transformers `BertModel` state dict (no prefix, [out, in])."""
-    variables = {k: np.asarray(v.numpy(), np.float32) for k, v in encoder_variables(encoder).items()}
+    variables = {k: np.asarray(v.numpy(), np.float32)
+                 for k, v in encoder_variables(encoder).items()}
     hidden = encoder.bert_config.hidden_size
     out = {}
     for name, (keys, _) in _mapping(encoder.bert_config.num_layers).items():
@@ -509,7 +514,7 @@ def encoder_to_transformers_weights(encoder) -> dict[str, np.ndarray]:
             parts = [_t(value)]
         else:
             parts = [value]
-        for key, part in zip(keys, parts):
+        for key, part in zip(keys, parts, strict=True):
             out[key] = np.ascontiguousarray(part)
     return out
 
@@ -518,8 +523,6 @@ def encoder_to_transformers_weights(encoder) -> dict[str, np.ndarray]:
 
 def read_transformers_weights(directory: str) -> tuple[dict[str, np.ndarray], str]:
     """-> (state dict, the file it came from). Prefers safetensors over pytorch_model.bin."""
-    from safetensors.numpy import load_file
-
     single = os.path.join(directory, SAFETENSORS_FILE)
     index = os.path.join(directory, SAFETENSORS_INDEX)
     torch_file = os.path.join(directory, TORCH_FILE)
@@ -541,8 +544,6 @@ def read_transformers_weights(directory: str) -> tuple[dict[str, np.ndarray], st
             state.update(load_file(path))
         return state, index
     if os.path.isfile(torch_file):
-        from kbert.convert.safe_pickle import load_pytorch_bin
-
         return load_pytorch_bin(torch_file), torch_file
     raise CheckpointError(
         f"{directory}: no weights found (expected {SAFETENSORS_FILE}, {SAFETENSORS_INDEX} or "
@@ -553,8 +554,8 @@ def tokenizer_for_directory(directory: str, config: BertConfig, vocab_file: str 
                             lower_case: bool | None = None):
     """The BertTokenizer of `directory`'s vocab.txt, checked against the model's vocab_size;
     casing from `lower_case`, else tokenizer_config.json's do_lower_case, else inferred."""
-    from kbert.tokenization.tokenizer import BertTokenizer
-    from kbert.tokenization.vocab import Vocabulary
+    # deferred: the tokenizer is TensorFlow code, not needed on JAX
+    from kbert.tokenization.tokenizer import BertTokenizer  # noqa: PLC0415
 
     vocab_path = os.path.join(directory, vocab_file)
     if not os.path.isfile(vocab_path):
@@ -596,8 +597,6 @@ def load_transformers_checkpoint(directory: str | os.PathLike, *,
 
 
 def _vocab_tokens(vocab) -> list[str]:
-    from kbert.tokenization.vocab import Vocabulary
-
     if vocab is None:
         return []
     if hasattr(vocab, "vocab") and isinstance(vocab.vocab, Vocabulary):  # a BertTokenizer
@@ -617,8 +616,6 @@ def save_transformers_checkpoint(model, directory: str | os.PathLike, vocab=None
     tokenizer_config.json. `transformers.BertModel.from_pretrained(directory)` (or
     `BertForPreTraining.from_pretrained` for a pretrainer) loads it with no missing key.
     """
-    from safetensors.numpy import save_file
-
     directory = os.fspath(directory)
     config = model.bert_config
     tokens = _vocab_tokens(vocab)

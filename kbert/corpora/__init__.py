@@ -17,8 +17,8 @@ from __future__ import annotations
 import glob
 import gzip
 import os
+from collections.abc import Iterable, Iterator
 from importlib import resources
-from typing import Iterable, Iterator
 
 from kbert.errors import KbertError
 from kbert.textfiles import not_utf8
@@ -76,7 +76,7 @@ def open_text(path: str, errors: str = "strict"):
         gz = f.read(2) == b"\x1f\x8b"
     if gz:
         return gzip.open(path, "rt", encoding="utf-8-sig", errors=errors, newline=None)
-    return open(path, "rt", encoding="utf-8-sig", errors=errors, newline=None)
+    return open(path, encoding="utf-8-sig", errors=errors, newline=None)
 
 
 def read_lines(paths: str | Iterable[str], errors: str = "strict") -> Iterator[str]:

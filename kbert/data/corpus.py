@@ -37,7 +37,9 @@ import hashlib
 import itertools
 import os
 import re
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
+
+import tensorflow as tf
 
 from kbert.corpora import CorpusError, expand_paths, read_lines
 from kbert.data import segmentation as seg
@@ -207,8 +209,6 @@ def document_dataset(corpus="austen", *, format: str = "auto", errors: str = "st
     string [n]. The files are read again on every iteration (nothing is cached), so a corpus
     larger than memory streams.
     """
-    import tensorflow as tf
-
     _check_options(format, split, heldout_fraction, errors)
     files = expand_paths(corpus)
 

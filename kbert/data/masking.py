@@ -52,7 +52,7 @@ class MaskingOptions:
     replacement: str = "unigram"
     whole_word: bool = False
 
-    def masker(self, vocab) -> "MlmMasker":
+    def masker(self, vocab) -> MlmMasker:
         return MlmMasker(vocab, **dataclasses.asdict(self))
 
 

@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from kbert.corpora import CorpusError
 from kbert.data import corpus as corpus_lib
+from kbert.data import tfrecords
 from kbert.data.corpus import CorpusOptions
 from kbert.data.masking import MaskingOptions, MlmMasker
 from kbert.data.pairs import PairOptions, nsp_pairs
@@ -65,7 +66,8 @@ DOC_SHUFFLE_BUFFER = 1024
 def pair_dataset(corpus, tokenizer_or_vocab, seq_length: int = 128, *, seed: int = 12345,
                  split: str = "train", dynamic: bool = True, shuffle: bool = True,
                  short_seq_prob: float = 0.1, heldout_fraction: float = 0.05,
-                 format: str = "auto", errors: str = "strict", doc_shuffle_buffer: int = DOC_SHUFFLE_BUFFER,
+                 format: str = "auto", errors: str = "strict",
+                 doc_shuffle_buffer: int = DOC_SHUFFLE_BUFFER,
                  window: int = 16, with_provenance: bool = False,
                  num_parallel_calls=tf.data.AUTOTUNE) -> tf.data.Dataset:
     """Packed NSP pairs, one per element, before masking.
@@ -157,7 +159,7 @@ class BatchOptions:
                 or self.batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
 
-    def resolved(self, split: str) -> "BatchOptions":
+    def resolved(self, split: str) -> BatchOptions:
         """The None defaults made concrete for `split`."""
         heldout = split == "heldout"
         pick = lambda value: not heldout if value is None else bool(value)  # noqa: E731
@@ -206,8 +208,6 @@ def pretraining_dataset(corpus="austen", tokenizer_or_vocab=None,
         >>> model.fit(ds, epochs=3, validation_data=pretraining_dataset(
         ...     "austen", "runs/vocab", split="heldout"))                     # doctest: +SKIP
     """
-    from kbert.data import tfrecords
-
     if tokenizer_or_vocab is None:
         raise ValueError("pretraining_dataset needs tokenizer_or_vocab (a BertTokenizer, a "
                          "Vocabulary or a vocabulary directory)")

@@ -22,6 +22,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from kbert.config import read_json_file
 from kbert.errors import KbertError
 
 METADATA_FILE = "pairs.json"
@@ -44,7 +45,6 @@ def is_pair_directory(path) -> bool:
 
 def read_metadata(directory) -> dict:
     path = os.path.join(os.fspath(directory), METADATA_FILE)
-    from kbert.config import read_json_file
 
     try:
         meta = read_json_file(path, PairFileError)

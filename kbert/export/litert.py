@@ -16,7 +16,9 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from tensorflow_text import tflite_registrar
 
+from kbert.config import read_json_file
 from kbert.errors import KbertError
 
 METADATA_SUFFIX = ".json"
@@ -36,8 +38,6 @@ _METADATA_KEYS = {"signature": (str, True), "inputs": (str, True), "custom_ops":
 def read_metadata(path: str) -> dict:
     """The `<file>.json` sidecar, checked: a size-limited JSON object with the keys
     TFLiteEncoder uses, of the right types; LiteRTError naming the problem otherwise."""
-    from kbert.config import read_json_file
-
     metadata = read_json_file(path, LiteRTError)
     for key, (kind, required) in _METADATA_KEYS.items():
         if key not in metadata:
@@ -60,14 +60,13 @@ def read_metadata(path: str) -> dict:
 
 def _interpreter(path: str, custom_ops: bool, num_threads: int | None):
     try:
-        from ai_edge_litert import interpreter as litert
+        # deferred: the LiteRT runtime is optional (kbert[tflite])
+        from ai_edge_litert import interpreter as litert  # noqa: PLC0415
     except ImportError:
         raise LiteRTError("running .tflite files needs the LiteRT runtime: "
                           "pip install 'kbert[tflite]' (ai-edge-litert)") from None
     if custom_ops:
         # tensorflow_text's kernels are registered into LiteRT's op resolver by address.
-        from tensorflow_text import tflite_registrar
-
         return litert.InterpreterWithCustomOps(
             model_path=path, num_threads=num_threads,
             custom_op_registerers=tflite_registrar.SELECT_TFTEXT_OPS)

@@ -26,6 +26,9 @@ import collections
 import dataclasses
 import os
 
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
 from kbert.errors import KbertError
 
 # The ops of tensorflow-text 2.12.1 that tensorflow-text 2.21 still registers: the names
@@ -81,8 +84,6 @@ def saved_model_ops(export_dir: str | os.PathLike) -> dict[str, int]:
 
     Calls of library functions by name are not counted as ops (their bodies are).
     """
-    from tensorflow.core.protobuf import saved_model_pb2
-
     path = os.path.join(os.fspath(export_dir), "saved_model.pb")
     if not os.path.isfile(path):
         raise OpCheckError(f"{export_dir}: no saved_model.pb (not a SavedModel directory)")
@@ -100,8 +101,6 @@ def saved_model_ops(export_dir: str | os.PathLike) -> dict[str, int]:
 
 
 def _is_core(op: str) -> bool:
-    import tensorflow as tf
-
     return hasattr(tf.raw_ops, op)
 
 

@@ -8,8 +8,9 @@ docs/serving.md for serving it.
 
 Example:
     >>> from kbert.export import export_saved_model
-    >>> path = export_saved_model(encoder, tokenizer, "saved_models", name="minilm")  # doctest: +SKIP
-    >>> path                                                                           # doctest: +SKIP
+    >>> path = export_saved_model(  # doctest: +SKIP
+    ...     encoder, tokenizer, "saved_models", name="minilm")
+    >>> path  # doctest: +SKIP
     'saved_models/minilm/1'
 """
 
@@ -21,11 +22,17 @@ import shutil
 import uuid
 
 import numpy as np
+import tensorflow as tf
 
 from kbert.errors import KbertError
 from kbert.export.op_check import check_serving_ops
 from kbert.export.warmup import write_warmup_requests
+from kbert.models.encoder import BertEncoder
+from kbert.tasks import BertClassifier, BertMultipleChoice, BertSpanExtractor, BertTokenClassifier
+from kbert.tasks.span_extractor import MAX_QUESTION_LENGTH
 from kbert.tasks.windows import window_size, windowed_features
+from kbert.tokenization.packing import pack_segments, place_segment
+from kbert.tokenization.tokenizer import resolve_tokenizer
 
 SIGNATURES = ("serving_default", "embed_pairs", "embed_ids", "sentence_embedding", "tokenize")
 # The signatures each kind of model adds to SIGNATURES (see `head_kind`).
@@ -51,10 +58,6 @@ class ExportError(KbertError, ValueError):
 
 def _model_kinds():
     """(class, kind) pairs, most specific first (a subclass of a head is that head)."""
-    from kbert.models.encoder import BertEncoder
-    from kbert.tasks import (BertClassifier, BertMultipleChoice, BertSpanExtractor,
-                             BertTokenClassifier)
-
     return ((BertClassifier, "classifier"), (BertTokenClassifier, "token_classifier"),
             (BertSpanExtractor, "span_extractor"), (BertMultipleChoice, "multiple_choice"),
             (BertEncoder, "encoder"))
@@ -95,8 +98,6 @@ def model_tokenizer(model, tokenizer,
                     needed_for: str = "a text signature needs the tokenizer"):
     """The given tokenizer, else the model's, checked against the encoder's token table
     (`kbert.tokenization.tokenizer.resolve_tokenizer`); ExportError when there is none."""
-    from kbert.tokenization.tokenizer import resolve_tokenizer
-
     encoder, _ = split_model(model)
     return resolve_tokenizer(tokenizer, fallback=getattr(model, "tokenizer", None),
                              vocab_size=encoder.bert_config.vocab_size, needed_for=needed_for,
@@ -109,7 +110,8 @@ def resolve_max_length(model, tokenizer, max_length: int | None) -> int:
     if max_length is None:  # the default never exceeds what the model can take
         max_length = head.max_length if head is not None else tokenizer.max_length
         max_length = min(max_length, limit)
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or not 3 <= max_length <= limit:
+    if (isinstance(max_length, bool) or not isinstance(max_length, int)
+            or not 3 <= max_length <= limit):
         raise ExportError(f"max_length must be an integer in [3, {limit}] (the encoder's "
                           f"positions; 3 fits [CLS] A [SEP] B [SEP] minimally), got {max_length!r}")
     return max_length
@@ -172,8 +174,6 @@ class ServingFunctions:
         variables wrapping them) must be in the object graph, or TFLite's converter cannot
         freeze them. The tokenizer holds no lookup table, only constants the graphs capture.
         """
-        import tensorflow as tf
-
         root = tf.__internal__.tracking.AutoTrackable()
         seen, variables = set(), []
         for function in concrete_functions:
@@ -187,8 +187,6 @@ class ServingFunctions:
     # ------------------------------------------------------------------ pieces
     def sanitize_ids(self, token_ids, segment_ids, padding_mask):
         """Out-of-range ids -> [UNK], segment ids clipped to [0, type_vocab), mask -> 0/1."""
-        import tensorflow as tf
-
         bad = (token_ids < 0) | (token_ids >= self.vocab_size)
         token_ids = tf.where(bad, tf.constant(self.tokenizer.unk_id, tf.int32), token_ids)
         segment_ids = tf.clip_by_value(segment_ids, 0, self.type_vocab_size - 1)
@@ -200,8 +198,6 @@ class ServingFunctions:
 
     def trim(self, packed):
         """Cut [batch, max_length] tensors to the longest packed row (unless pad_to_max_length)."""
-        import tensorflow as tf
-
         if self.pad_to_max_length:
             return packed
         lengths = tf.reduce_sum(packed["padding_mask"], axis=1)
@@ -211,15 +207,11 @@ class ServingFunctions:
 
     def pack_ids(self, segments, kept=None):
         """Ragged piece ids (1 or 2 segments) -> packed [batch, max_length] (not trimmed)."""
-        from kbert.tokenization.packing import pack_segments
-
         tok = self.tokenizer
         return pack_segments(segments, self.max_length, tok.cls_id, tok.sep_id, tok.pad_id,
                              kept=kept)
 
     def encode(self, packed):
-        import tensorflow as tf
-
         outputs = self.encoder(packed, training=False)
         return {
             "sequence_output": tf.cast(outputs["sequence_output"], tf.float32),
@@ -256,10 +248,6 @@ class ServingFunctions:
 
     def tag_texts(self, text, tokenize):
         """BertTokenClassifier: per-token tags of each text, with the tokens' byte offsets."""
-        import tensorflow as tf
-
-        from kbert.tokenization.packing import place_segment
-
         ids, starts, ends = tokenize(text)
         packed = self.pack_ids([ids])
         kept = tf.reduce_sum(packed["padding_mask"], axis=1) - 2  # pieces between [CLS], [SEP]
@@ -281,11 +269,6 @@ class ServingFunctions:
     def answer_window(self, question, context, tokenize):
         """BertSpanExtractor: start / end logits of the first window `[CLS] question [SEP]
         context [SEP]`, packed as `BertSpanExtractor.encode_examples` packs it."""
-        import tensorflow as tf
-
-        from kbert.tasks.span_extractor import MAX_QUESTION_LENGTH
-        from kbert.tokenization.packing import place_segment
-
         q_ids, _, _ = tokenize(question)
         c_ids, c_starts, c_ends = tokenize(context)
         checks = [tf.debugging.assert_equal(tf.shape(q_ids.row_splits), tf.shape(
@@ -314,8 +297,6 @@ class ServingFunctions:
 
     def score_choice_rows(self, prompt, choices, pack_pair):
         """BertMultipleChoice: one score per (prompt, choice), soft-maxed over each row."""
-        import tensorflow as tf
-
         shape = tf.shape(choices)  # [B, C]
         checks = [
             tf.debugging.assert_equal(tf.shape(prompt)[0], shape[0], message=(
@@ -336,8 +317,6 @@ class ServingFunctions:
     # ------------------------------------------------------------------ signatures
     def functions(self) -> dict:
         """Signature name -> tf.function with its input signature."""
-        import tensorflow as tf
-
         text = tf.TensorSpec([None], tf.string, name="text")
         text_pair = tf.TensorSpec([None], tf.string, name="text_pair")
         if self.kind == "token_classifier":
@@ -592,8 +571,6 @@ def export_saved_model(model, tokenizer=None, base_dir: str | os.PathLike = "sav
         ExportError: unusable model / tokenizer / max_length, or an existing version.
         OpCheckError: the graph needs an op TF Serving 2.16+ does not register.
     """
-    import tensorflow as tf
-
     tokenizer = model_tokenizer(model, tokenizer)
     max_length = resolve_max_length(model, tokenizer, max_length)
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):

@@ -46,10 +46,21 @@ import tempfile
 import warnings
 
 import numpy as np
+import tensorflow as tf
+import tensorflow_text as tf_text
 
+from kbert.corpora import austen_files, read_lines
 from kbert.errors import KbertWarning
-from kbert.export.saved_model import (ExportError, ServingFunctions, head_kind, model_tokenizer,
-                                      resolve_max_length, split_model)
+from kbert.export.litert import TFLiteEncoder
+from kbert.export.saved_model import (
+    ExportError,
+    ServingFunctions,
+    head_kind,
+    model_tokenizer,
+    resolve_max_length,
+    split_model,
+)
+from kbert.tokenization.packing import pack_segments
 
 QUANTIZATIONS = ("float32", "float16", "dynamic_int8", "int8")
 FORMS = ("ids", "text")
@@ -59,8 +70,6 @@ MAX_BYTES_PER_WORD = 100  # the reference's 100-character word limit, in bytes h
 
 def default_calibration_texts(count: int = 200, min_words: int = 4) -> list[str]:
     """`count` sentences-ish lines from the embedded Austen corpus (deterministic)."""
-    from kbert.corpora import austen_files, read_lines
-
     texts = []
     for line in read_lines(austen_files()):
         line = line.strip()
@@ -85,8 +94,6 @@ class _TFLiteFunctions(ServingFunctions):
         self.fast = None
 
     def outputs(self, packed, echo_ids: bool):
-        import tensorflow as tf
-
         if self.classifier is None:
             out = self.encode(packed)
             if not echo_ids:
@@ -106,8 +113,6 @@ class _TFLiteFunctions(ServingFunctions):
         return out
 
     def ids_function(self):
-        import tensorflow as tf
-
         specs = [tf.TensorSpec([None, None], tf.int32, name=n)
                  for n in ("token_ids", "segment_ids", "padding_mask")]
 
@@ -121,11 +126,6 @@ class _TFLiteFunctions(ServingFunctions):
         return run
 
     def text_function(self, pairs: bool):
-        import tensorflow as tf
-        import tensorflow_text as tf_text
-
-        from kbert.tokenization.packing import pack_segments
-
         vocab = self.tokenizer.vocab
         self.fast = tf_text.FastBertTokenizer(
             vocab=list(vocab.tokens), suffix_indicator="##", token_out_type=tf.int32,
@@ -385,10 +385,8 @@ def _validate(path: str, model, tokenizer, max_length: int, texts: list[str], pa
     runtime is not installed.
     """
     try:
-        from kbert.export.litert import TFLiteEncoder
-
         runner = TFLiteEncoder(path, tokenizer=tokenizer)
-    except (ImportError, ValueError):
+    except ValueError:  # LiteRTError: no LiteRT runtime, or a file it cannot read
         return {}
     second = texts[1:] + texts[:1] if pairs else None
     out = runner.embed(texts, second)

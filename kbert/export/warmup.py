@@ -16,9 +16,10 @@ file with the real `tensorflow_serving.apis.prediction_log_pb2` to keep this hon
 from __future__ import annotations
 
 import os
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
+import tensorflow as tf
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
@@ -43,8 +44,6 @@ def _field(number: int, payload: bytes) -> bytes:
 def predict_request_bytes(model_name: str, signature_name: str,
                           inputs: Mapping[str, np.ndarray]) -> bytes:
     """A serialized `tensorflow.serving.PredictRequest`."""
-    import tensorflow as tf
-
     spec = _field(1, model_name.encode("utf-8")) + _field(3, signature_name.encode("utf-8"))
     body = _field(1, spec)
     for key in sorted(inputs):
@@ -69,8 +68,6 @@ def write_warmup_requests(export_dir: str | os.PathLike, model_name: str,
         model_name: the name the server serves it under (TF Serving ignores it in warm-up).
         requests: (signature name, {input name: array}) pairs, replayed in order.
     """
-    import tensorflow as tf
-
     path = os.path.join(os.fspath(export_dir), WARMUP_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tf.io.TFRecordWriter(path) as writer:
@@ -81,7 +78,5 @@ def write_warmup_requests(export_dir: str | os.PathLike, model_name: str,
 
 def read_warmup_requests(export_dir: str | os.PathLike) -> list[bytes]:
     """The raw records of a warm-up file (parse them with tensorflow-serving-api's protos)."""
-    import tensorflow as tf
-
     path = os.path.join(os.fspath(export_dir), WARMUP_FILE)
     return [record.numpy() for record in tf.data.TFRecordDataset(path)]

@@ -20,7 +20,8 @@ from kbert.layers.attention import gather_positions  # noqa: F401 (also imported
 
 
 def _activation(name):
-    # "gelu" is the exact erf form (what BERT configs mean), "gelu_tanh" the original TF approximation.
+    # "gelu" is the exact erf form (what BERT configs mean), "gelu_tanh" the original TF
+    # approximation.
     if name == "gelu":
         return lambda x: keras.activations.gelu(x, approximate=False)
     if name == "gelu_tanh":

@@ -132,12 +132,12 @@ class BertEncoder(keras.Model):
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_bert_config(cls, config: BertConfig, **kwargs: Any) -> "BertEncoder":
+    def from_bert_config(cls, config: BertConfig, **kwargs: Any) -> BertEncoder:
         """An encoder for `config`; `kwargs` are Keras arguments (name, dtype)."""
         return cls(**config.to_dict(), **kwargs)
 
     @classmethod
-    def from_preset(cls, name: str, /, **overrides: Any) -> "BertEncoder":
+    def from_preset(cls, name: str, /, **overrides: Any) -> BertEncoder:
         """An official size ("tiny", "mini", "small", "medium", "base", "large"), random weights.
 
         `overrides` may change config fields (e.g. `vocab_size=8000`) and pass Keras arguments

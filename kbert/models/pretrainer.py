@@ -4,7 +4,8 @@ Example:
     >>> import numpy as np
     >>> from kbert.models.pretrainer import BertPretrainer
     >>> model = BertPretrainer.from_preset("tiny", vocab_size=100, max_position_embeddings=16)
-    >>> x = {"token_ids": np.array([[2, 7, 4, 3, 9, 3]]), "segment_ids": np.array([[0, 0, 0, 0, 1, 1]]),
+    >>> x = {"token_ids": np.array([[2, 7, 4, 3, 9, 3]]),
+    ...      "segment_ids": np.array([[0, 0, 0, 0, 1, 1]]),
     ...      "padding_mask": np.ones((1, 6), "int32"), "masked_positions": np.array([[2, 0]])}
     >>> out = model(x)
     >>> tuple(out["mlm_logits"].shape), tuple(out["nsp_logits"].shape)
@@ -109,14 +110,14 @@ class BertPretrainer(keras.Model):
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_bert_config(cls, config: BertConfig, **kwargs: Any) -> "BertPretrainer":
+    def from_bert_config(cls, config: BertConfig, **kwargs: Any) -> BertPretrainer:
         """A randomly initialised pre-trainer for `config` (Keras kwargs: name, dtype)."""
         encoder_kwargs = {k: v for k, v in kwargs.items() if k == "dtype"}
         return cls(BertEncoder.from_bert_config(config, name="encoder", **encoder_kwargs),
                    **kwargs)
 
     @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> "BertPretrainer":
+    def from_preset(cls, name: str, **overrides: Any) -> BertPretrainer:
         """An official size with config overrides, e.g. `from_preset("mini", vocab_size=8000)`."""
         keras_kwargs = {k: overrides.pop(k) for k in ("name", "dtype") if k in overrides}
         return cls.from_bert_config(BertConfig.preset(name, **overrides), **keras_kwargs)

@@ -12,15 +12,20 @@ files in `kbert.tasks.readers`, tf.data in `kbert.tasks.datasets`; scores in `kb
 """
 
 from kbert.tasks.classifier import BertClassifier, ClassifierPredictions
-from kbert.tasks.multiple_choice import BertMultipleChoice
-from kbert.tasks.span_extractor import BertSpanExtractor
-from kbert.tasks.token_classifier import BertTokenClassifier
 from kbert.tasks.datasets import TruncationReport, TruncationWarning, text_dataset
-from kbert.tasks.labels import (DataError, LabelledData, LabelMap, UnknownLabelError,
-                                stratified_split)
-from kbert.tasks.readers import load_labelled
+from kbert.tasks.labels import (
+                                DataError,
+                                LabelledData,
+                                LabelMap,
+                                UnknownLabelError,
+                                stratified_split,
+)
 from kbert.tasks.loading import EncoderSourceError, load_encoder
 from kbert.tasks.metrics import ClassificationReport, classification_report
+from kbert.tasks.multiple_choice import BertMultipleChoice
+from kbert.tasks.readers import load_labelled
+from kbert.tasks.span_extractor import BertSpanExtractor
+from kbert.tasks.token_classifier import BertTokenClassifier
 from kbert.tasks.tuning import LayerwiseAdamW, bert_finetuning_optimizer
 
 __all__ = [

@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 from kbert.tokenization.offsets import char_of_byte
 
@@ -37,11 +37,11 @@ def tokenize_with_char_offsets(tokenizer, texts: Sequence[str]) -> list[list[Pie
     continuation = tokenizer.vocab.is_continuation
     out = []
     for text, row_ids, row_starts, row_ends in zip(texts, ids.to_list(), starts.to_list(),
-                                                   ends.to_list()):
+                                                   ends.to_list(), strict=True):
         index = char_of_byte(text)
         out.append([Piece(int(i), bool(continuation[i]), int(index[s]),
                           int(index[e - 1]) + 1 if e > s else int(index[s]))
-                    for i, s, e in zip(row_ids, row_starts, row_ends)])
+                    for i, s, e in zip(row_ids, row_starts, row_ends, strict=True)])
     return out
 
 

@@ -26,10 +26,14 @@ import keras
 import numpy as np
 from keras import ops
 
+from kbert import __version__
+from kbert.config import check_max_length
 from kbert.errors import KbertError
 from kbert.loading import Loaded, load
 from kbert.tasks.loading import ENCODER_NAME, check_tokenizer, load_encoder, rebuild_encoder
 from kbert.tasks.tuning import bert_finetuning_optimizer, freeze_encoder_layers
+from kbert.tokenization.vocab import Vocabulary
+from kbert.training.distribute import sum_gradients_before_clipping
 
 TASK_FILE = "task.json"
 MODEL_FILE = "model.keras"
@@ -109,7 +113,8 @@ class TaskModel(keras.Model):
         tokenizer = self.__dict__.get("_text_tokenizer")
         vocab = self.__dict__.get("_archived_vocab")
         if tokenizer is None and vocab is not None:  # built on first use: TensorFlow code
-            from kbert.tokenization.tokenizer import BertTokenizer
+            # deferred: the tokenizer is TensorFlow code, not needed on JAX
+            from kbert.tokenization.tokenizer import BertTokenizer  # noqa: PLC0415
 
             tokenizer = BertTokenizer(vocab, lower_case=self.__dict__.get("_lower_case"))
             self.__dict__["_archived_vocab"] = None
@@ -134,8 +139,6 @@ class TaskModel(keras.Model):
 
     def set_tokenizer(self, tokenizer, max_length: int | None = None) -> None:
         """Attach the tokenizer the raw-text methods use (checked against the vocab size)."""
-        from kbert.config import check_max_length
-
         check_tokenizer(self.encoder, tokenizer)
         self.__dict__["_text_tokenizer"] = tokenizer
         self.__dict__["_archived_vocab"] = None
@@ -163,8 +166,6 @@ class TaskModel(keras.Model):
         when text is first used, so the model also loads where only JAX is installed."""
         path = os.path.join(dir_path, ASSET_VOCAB)
         if os.path.isfile(path):
-            from kbert.tokenization.vocab import Vocabulary
-
             self.__dict__["_archived_vocab"] = Vocabulary.load(path)
 
     # ------------------------------------------------------------------ raw text in Keras' API
@@ -180,7 +181,8 @@ class TaskModel(keras.Model):
         encoded = self.encode_text_inputs(x, y)
         if encoded is None:
             return None
-        import tensorflow as tf
+        # deferred: TensorFlow, not needed on JAX
+        import tensorflow as tf  # noqa: PLC0415
 
         features, targets, weights = encoded
         parts = [features] + [a for a in (targets, weights) if a is not None]
@@ -280,8 +282,6 @@ class TaskModel(keras.Model):
         if (keras.backend.backend() == "tensorflow"
                 and self.distribute_strategy.num_replicas_in_sync > 1):
             # clip the all-reduced gradient, not each replica's (kbert/training/distribute.py)
-            from kbert.training.distribute import sum_gradients_before_clipping
-
             sum_gradients_before_clipping(self.optimizer)
 
     # ------------------------------------------------------------------ config
@@ -322,7 +322,6 @@ class TaskModel(keras.Model):
         task = {"task": type(self).__name__, "max_length": self.max_length,
                 "lower_case": bool(tokenizer.lower_case), "trained": self.trained}
         task.update(self._save_extra(directory))
-        from kbert import __version__
 
         task["kbert_version"] = __version__
         with open(os.path.join(directory, TASK_FILE), "w", encoding="utf-8") as f:

@@ -20,14 +20,27 @@ import numpy as np
 from keras import ops
 
 from kbert.layers.pooling import POOLING_MODES, parse_pooling, pool_sequence, pooled_width
-from kbert.tasks.base import (TaskModel, as_text_list, head_dropout_rate, head_layers,
-                              is_string_dataset, is_text_list)
+from kbert.tasks.base import (
+    TaskModel,
+    as_text_list,
+    head_dropout_rate,
+    head_layers,
+    is_string_dataset,
+    is_text_list,
+)
 from kbert.tasks.datasets import text_dataset, trim_padding, truncation_report
 from kbert.tasks.labels import DataError, LabelledData, LabelMap, check_texts
+from kbert.tasks.metrics import classification_report
 from kbert.tasks.recipe import Recipe, finetuning_recipe
-from kbert.tasks.windows import (check_stride, piece_counts, pool_windows, window_dataset,
-                                 windowed_arrays, windows_per_text)
 from kbert.tasks.tuning import freeze_pooler
+from kbert.tasks.windows import (
+    check_stride,
+    piece_counts,
+    pool_windows,
+    window_dataset,
+    windowed_arrays,
+    windows_per_text,
+)
 
 PROBLEM_TYPES = ("single_label", "multi_label", "regression")
 POOLINGS = ("pooled",) + POOLING_MODES  # or several modes joined by "+" ("cls+mean")
@@ -52,8 +65,9 @@ class ClassifierPredictions:
 
     def to_records(self) -> list[dict]:
         return [{"label": label,
-                 "probabilities": {str(c): float(p) for c, p in zip(self.class_labels, row)}}
-                for label, row in zip(self.labels, self.probabilities)]
+                 "probabilities": {str(c): float(p)
+                                   for c, p in zip(self.class_labels, row, strict=True)}}
+                for label, row in zip(self.labels, self.probabilities, strict=True)]
 
 
 @keras.saving.register_keras_serializable(package="kbert")
@@ -89,7 +103,8 @@ class BertClassifier(TaskModel):
         if problem_type not in PROBLEM_TYPES:
             raise ValueError(f"problem_type must be one of {PROBLEM_TYPES}, got {problem_type!r}")
         minimum = 1 if problem_type == "regression" else 2
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < minimum:
+        if (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                or num_classes < minimum):
             raise ValueError(f"num_classes must be an integer >= {minimum} for {problem_type}, "
                              f"got {num_classes!r}")
         if pooling != "pooled":
@@ -252,7 +267,8 @@ class BertClassifier(TaskModel):
 
     def _string_dataset(self, ds, batch_size: int):
         """A tf.data of strings (see `text_to_dataset`) -> packed, padding-trimmed batches."""
-        import tensorflow as tf
+        # deferred: TensorFlow, not needed on JAX
+        import tensorflow as tf  # noqa: PLC0415
 
         tokenizer = self._require_tokenizer()
         spec = ds.element_spec
@@ -412,8 +428,6 @@ class BertClassifier(TaskModel):
         A label that is not in the model's label map raises UnknownLabelError before any
         prediction runs.
         """
-        from kbert.tasks.metrics import classification_report
-
         if self.problem_type != "single_label":
             raise ValueError("evaluate_texts reports single-label classification; use "
                              "model.evaluate(text_dataset(...)) for other problem types")

@@ -4,7 +4,7 @@ counts (`TruncationReport`, warned as `TruncationWarning`)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

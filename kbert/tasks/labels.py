@@ -14,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -61,7 +62,7 @@ class LabelledData:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def subset(self, indices: Sequence[int]) -> "LabelledData":
+    def subset(self, indices: Sequence[int]) -> LabelledData:
         pick = lambda values: None if values is None else [values[i] for i in indices]  # noqa: E731
         return LabelledData(pick(self.texts), pick(self.labels), pick(self.pairs))
 
@@ -101,7 +102,7 @@ class LabelMap:
         self._ids = {k: i for i, k in enumerate(keys)}
 
     @classmethod
-    def from_labels(cls, values: Iterable, min_classes: int = 2) -> "LabelMap":
+    def from_labels(cls, values: Iterable, min_classes: int = 2) -> LabelMap:
         """The sorted distinct labels of `values` (lists of labels are flattened: multi-label)."""
         flat = []
         for v in values:
@@ -163,7 +164,7 @@ class LabelMap:
             f.write("\n")
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "LabelMap":
+    def load(cls, path: str | os.PathLike) -> LabelMap:
         from kbert.config import read_json_file
 
         values = read_json_file(path, DataError)  # size-limited, UTF-8, a JSON object

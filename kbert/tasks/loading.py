@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 
 from kbert.loading import Loaded, ModelSourceError, encoder_of, load
+from kbert.models.encoder import BertEncoder
 
 ENCODER_NAME = "encoder"
 
@@ -29,8 +30,6 @@ def rebuild_encoder(encoder, name: str = ENCODER_NAME, hidden_dropout: float | N
     """`encoder` itself if it already has this name and these dropout rates, else a copy with
     them (same weights). Dropout rates are constructor arguments of the blocks, so changing them
     means building the encoder anew."""
-    from kbert.models.encoder import BertEncoder
-
     config = encoder.get_config()
     changes = {"name": name}
     if hidden_dropout is not None:
@@ -66,8 +65,6 @@ def load_encoder(source, hidden_dropout: float | None = None,
         hidden_dropout, attention_dropout: override the encoder's dropout rates for fine-tuning.
         lower_case: tokenizer lower-casing; None keeps the model's own.
     """
-    from kbert.models.encoder import BertEncoder
-
     tokenizer = None
     if isinstance(source, (str, os.PathLike)):
         source = load(source, lower_case=lower_case)

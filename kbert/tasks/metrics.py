@@ -14,9 +14,11 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
+
+from kbert.tasks.plots import confusion_figure
 
 
 def confusion_matrix(true_ids, predicted_ids, num_classes: int) -> np.ndarray:
@@ -87,7 +89,7 @@ class ClassificationReport:
                 str(label): {"precision": float(p), "recall": float(r), "f1": float(f),
                              "support": int(s)}
                 for label, p, r, f, s in zip(self.labels, self.precision, self.recall, self.f1,
-                                             self.support)},
+                                             self.support, strict=True)},
             "confusion_matrix": self.confusion.tolist(),
         }
 
@@ -98,7 +100,8 @@ class ClassificationReport:
         lines = [f"accuracy {self.accuracy:.4f}   macro-F1 {self.macro_f1:.4f}   "
                  f"examples {int(self.confusion.sum())}", "",
                  f"{'class':<{width}}  precision  recall     f1  support"]
-        for n, p, r, f, s in zip(names, self.precision, self.recall, self.f1, self.support):
+        for n, p, r, f, s in zip(names, self.precision, self.recall, self.f1, self.support,
+                                 strict=True):
             lines.append(f"{n:<{width}}  {p:9.4f}  {r:6.4f}  {f:6.4f}  {s:7d}")
         lines += ["", "confusion matrix (rows: true, columns: predicted)", self.confusion_text()]
         return "\n".join(lines)
@@ -110,14 +113,12 @@ class ClassificationReport:
         width = max(8, *(len(n) for n in names))
         cell = max(5, *(len(n) for n in names), len(str(int(self.confusion.max(initial=0)))))
         lines = [" " * width + "".join(f"  {n:>{cell}}" for n in names)]
-        for n, row in zip(names, self.confusion):
+        for n, row in zip(names, self.confusion, strict=True):
             lines.append(f"{n:<{width}}" + "".join(f"  {int(v):>{cell}d}" for v in row))
         return "\n".join(lines)
 
     def save_confusion_png(self, path: str) -> None:
         """Draw the confusion matrix as a PNG (needs matplotlib: `pip install 'kbert[plots]'`)."""
-        from kbert.tasks.plots import confusion_figure
-
         confusion_figure(self.confusion, self.labels).savefig(path)
 
 

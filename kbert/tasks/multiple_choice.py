@@ -4,7 +4,7 @@ the scores of one example's choices are soft-maxed against each other.
 Example:
     >>> mc = BertMultipleChoice.from_pretrained(minilm_dir)                       # doctest: +SKIP
     >>> mc.predict_choices(["She opened the umbrella because"],
-    ...                    [["it was raining.", "the soup was cold."]])              # doctest: +SKIP
+    ...                    [["it was raining.", "the soup was cold."]])  # doctest: +SKIP
     (array([0]), array([[0.71, 0.29]], dtype=float32))
 """
 
@@ -93,7 +93,8 @@ class BertMultipleChoice(TaskModel):
     def fit_choices(self, prompts, choices, answers, epochs: int = 3, batch_size: int = 16,
                     learning_rate: float = 3e-5, seed: int = 0, verbose="auto", **compile_kwargs):
         """Fine-tune; `answers[i]` is the index of the right choice of example i."""
-        import tensorflow as tf
+        # deferred: TensorFlow, not needed on JAX
+        import tensorflow as tf  # noqa: PLC0415
 
         features = self.encode_choices(prompts, choices)
         answers = np.asarray(answers, np.int32)

@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -27,7 +27,8 @@ NO_MATPLOTLIB = ("matplotlib is not installed: the confusion matrices and traini
 
 def have_matplotlib() -> bool:
     try:
-        import matplotlib  # noqa: F401
+        # deferred: matplotlib is optional (kbert[plots])
+        import matplotlib  # noqa: F401, PLC0415
     except ImportError:
         return False
     return True
@@ -35,7 +36,8 @@ def have_matplotlib() -> bool:
 
 def _figure(width: float, height: float):
     try:
-        from matplotlib.figure import Figure
+        # deferred: matplotlib is optional (kbert[plots])
+        from matplotlib.figure import Figure  # noqa: PLC0415
     except ImportError:
         raise ImportError("plots need matplotlib: pip install 'kbert[plots]'") from None
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
@@ -77,13 +79,14 @@ def _curves(history: dict) -> list[tuple[str, str, list[float]]]:
 
 def training_figure(history: dict):
     """A matplotlib Figure: loss (training, validation) and validation accuracy per epoch."""
-    from matplotlib.ticker import MaxNLocator
+    # deferred: matplotlib is optional (kbert[plots])
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
 
     curves = _curves(history)
     panels = sorted({panel for panel, _, _ in curves}, key=["loss", "accuracy"].index)
     figure = _figure(4.5 * max(1, len(panels)), 3.5)
     axes = np.atleast_1d(figure.subplots(1, max(1, len(panels))))
-    for ax, panel in zip(axes, panels):
+    for ax, panel in zip(axes, panels, strict=False):
         for _, name, values in (c for c in curves if c[0] == panel):
             ax.plot(range(1, len(values) + 1), values, marker="o", label=name)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -103,7 +103,7 @@ class BertSpanExtractor(TaskModel):
         q_pieces = tokenize_with_char_offsets(tokenizer, questions)
         c_pieces = tokenize_with_char_offsets(tokenizer, contexts)
         question_rows, window_rows, starts, ends, windows = [], [], [], [], []
-        for i, (qp, cp) in enumerate(zip(q_pieces, c_pieces)):
+        for i, (qp, cp) in enumerate(zip(q_pieces, c_pieces, strict=True)):
             q_ids = [p.id for p in qp[:max_question_length]]
             room = self.max_length - len(q_ids) - 3
             if room < 1:
@@ -146,7 +146,8 @@ class BertSpanExtractor(TaskModel):
         if answers is not None:
             targets = {"start_logits": np.array(starts, np.int32),
                        "end_logits": np.array(ends, np.int32)}
-        from kbert.tokenization.packing import pack_id_lists
+        # deferred: packing is TensorFlow code, not needed on JAX
+        from kbert.tokenization.packing import pack_id_lists  # noqa: PLC0415
 
         features = pack_id_lists([question_rows, window_rows], self.max_length,
                                  tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id)
@@ -166,7 +167,8 @@ class BertSpanExtractor(TaskModel):
                      learning_rate: float = 5e-5, doc_stride: int = 128, seed: int = 0,
                      verbose="auto", **compile_kwargs):
         """Fine-tune on (question, context, (answer_start_char, answer_text)) examples."""
-        import tensorflow as tf
+        # deferred: TensorFlow, not needed on JAX
+        import tensorflow as tf  # noqa: PLC0415
 
         features, targets, _ = self.encode_examples(questions, contexts, answers, doc_stride)
         n = len(targets["start_logits"])

@@ -19,20 +19,22 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 import warnings
 
 import keras
 import numpy as np
 
+from kbert.errors import TruncationWarning
 from kbert.tasks.alignment import group_words, tokenize_with_char_offsets, word_char_spans
 from kbert.tasks.base import TaskModel, as_text_list, head_layers, is_text_list
-from kbert.errors import TruncationWarning
 from kbert.tasks.labels import DataError, LabelMap, check_texts
 from kbert.tasks.tuning import freeze_pooler
 
 
 def _pack(tokenizer, segments, max_length: int) -> dict:
-    from kbert.tokenization.packing import pack_id_lists
+    # deferred: packing is TensorFlow code, not needed on JAX
+    from kbert.tokenization.packing import pack_id_lists  # noqa: PLC0415
 
     return pack_id_lists(segments, max_length, tokenizer.cls_id, tokenizer.sep_id,
                          tokenizer.pad_id)
@@ -47,7 +49,7 @@ def bio_entities(tags: list, spans: list[tuple[int, int]], text: str) -> list[di
     """
     entities: list[dict] = []
     current = None
-    for tag, (start, end) in zip(tags, spans):
+    for tag, (start, end) in zip(tags, spans, strict=False):
         tag = "O" if tag is None else str(tag)
         prefix, _, kind = tag.partition("-") if tag[:2] in ("B-", "I-") else ("", "", tag)
         if tag == "O":
@@ -157,7 +159,7 @@ class BertTokenClassifier(TaskModel):
             weight = np.zeros(self.max_length, np.float32)
             if tags is not None:
                 ids = self.label_map.encode(tags[i])
-                for position, tag_id in zip(alignment[-1], ids):
+                for position, tag_id in zip(alignment[-1], ids, strict=False):
                     if position >= 0:
                         target[position], weight[position] = tag_id, 1.0
             targets.append(target)
@@ -183,7 +185,8 @@ class BertTokenClassifier(TaskModel):
     def fit_words(self, sentences, tags, validation=None, epochs: int = 3, batch_size: int = 32,
                   learning_rate: float = 5e-5, seed: int = 0, verbose="auto", **compile_kwargs):
         """Fine-tune on word-level tags; `validation` is (sentences, tags). Returns History."""
-        import tensorflow as tf
+        # deferred: TensorFlow, not needed on JAX
+        import tensorflow as tf  # noqa: PLC0415
 
         features, targets, weights, _ = self.encode_words(sentences, tags)
         steps = epochs * math.ceil(len(sentences) / batch_size)
@@ -248,7 +251,7 @@ class BertTokenClassifier(TaskModel):
         features, all_pieces = self._pack_texts(texts)
         ids = self._tag_ids(features, batch_size)
         results = []
-        for i, (text, pieces) in enumerate(zip(texts, all_pieces)):
+        for i, (text, pieces) in enumerate(zip(texts, all_pieces, strict=True)):
             words = []
             for group in group_words(pieces[:budget]):
                 start, end = pieces[group[0]].start, pieces[group[-1]].end
@@ -267,15 +270,11 @@ class BertTokenClassifier(TaskModel):
         return config
 
     def _save_extra(self, directory: str) -> dict:
-        import os
-
         if self.label_map is not None:
             self.label_map.save(os.path.join(directory, "labels.json"))
         return {}
 
     def load_task_extras(self, directory: str, task: dict) -> None:
-        import os
-
         path = os.path.join(directory, "labels.json")
         if os.path.isfile(path):
             self.set_label_map(LabelMap.load(path))

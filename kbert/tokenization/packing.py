@@ -170,12 +170,14 @@ def pack_id_lists(segments, max_length: int, cls_id: int, sep_id: int,
     """
     lengths = [np.array([len(row) for row in segment], np.int32) for segment in segments]
     if len({len(n) for n in lengths}) > 1:
-        raise ValueError(f"the segments have different numbers of rows: {[len(n) for n in lengths]}")
+        raise ValueError("the segments have different numbers of rows: "
+                         f"{[len(n) for n in lengths]}")
     totals = sum(lengths) + 1 + len(segments)
     if totals.size and totals.max() > max_length:
         raise ValueError(f"{int(totals.max())} tokens do not fit max_length={max_length}")
     ragged = [tf.RaggedTensor.from_row_lengths(
         np.concatenate([np.asarray(row, np.int32).reshape(-1) for row in segment]
-                       + [np.zeros(0, np.int32)]), n) for segment, n in zip(segments, lengths)]
+                       + [np.zeros(0, np.int32)]), n)
+        for segment, n in zip(segments, lengths, strict=True)]
     packed = pack_segments(ragged, max_length, cls_id, sep_id, pad_id, kept=lengths)
     return {k: v.numpy() for k, v in packed.items()}

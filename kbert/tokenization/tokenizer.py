@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import numpy as np
@@ -420,7 +421,7 @@ def _unknown_long_words(ids, starts, ends, joined, is_continuation, unk_id):
 def _ragged_rows(ragged: tf.RaggedTensor) -> list[np.ndarray]:
     values = ragged.flat_values.numpy()
     splits = ragged.row_splits.numpy()
-    return [values[a:b] for a, b in zip(splits[:-1], splits[1:])]
+    return [values[a:b] for a, b in itertools.pairwise(splits)]
 
 
 def resolve_tokenizer(tokenizer_or_vocab, *, fallback=None, vocab_size: int | None = None,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -85,7 +85,7 @@ class Vocabulary:
         return any(c.lower() != c for t in self.tokens
                    if t not in specials and not _UNUSED.fullmatch(t) for c in t)
 
-    def with_counts(self, counts: Sequence[int] | np.ndarray) -> "Vocabulary":
+    def with_counts(self, counts: Sequence[int] | np.ndarray) -> Vocabulary:
         return Vocabulary(self.tokens, counts)
 
     # ------------------------------------------------------------------ files
@@ -105,7 +105,7 @@ class Vocabulary:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Vocabulary":
+    def load(cls, path: str | os.PathLike) -> Vocabulary:
         """Read a vocab.txt (or a directory holding one) and its vocab_counts.txt if present."""
         path = os.fspath(path)
         if os.path.isdir(path):

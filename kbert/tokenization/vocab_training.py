@@ -4,7 +4,8 @@ Kept apart from `vocab.py` (the Vocabulary itself, which needs no tokenizer) bec
 needs the tokenizer: vocab <- tokenizer <- vocab_training, no import cycle.
 
 Example:
-    >>> vocab = train_vocabulary("austen", vocab_size=8000, output_dir="runs/vocab")  # doctest: +SKIP
+    >>> vocab = train_vocabulary("austen", vocab_size=8000,  # doctest: +SKIP
+    ...                          output_dir="runs/vocab")
     >>> vocab.mask_id, vocab.token_to_id["[SEP]"]  # doctest: +SKIP
     (4, 3)
 """
@@ -13,10 +14,15 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
+import tensorflow as tf
+from tensorflow_text.python.ops import bert_tokenizer
+from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
 
+from kbert.corpora import expand_paths, read_lines
+from kbert.tokenization.tokenizer import BertTokenizer, normalize
 from kbert.tokenization.vocab import SPECIAL_TOKENS, Vocabulary, VocabularyError
 
 
@@ -54,13 +60,6 @@ def train_vocabulary(corpus: str | os.PathLike | Iterable[str | os.PathLike],
     word split, `count_words`, `learn`) on text normalised exactly as `BertTokenizer`
     normalises it, so every learned piece is reachable.
     """
-    import tensorflow as tf
-    from tensorflow_text.python.ops import bert_tokenizer
-    from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
-
-    from kbert.corpora import expand_paths, read_lines
-    from kbert.tokenization.tokenizer import BertTokenizer, normalize
-
     if log is None:
         log = print if verbose else (lambda message: None)
     if not isinstance(num_unused, int) or num_unused < 0:
@@ -157,4 +156,4 @@ def trim_learned(tokens: list[str], vocab_size: int, num_reserved: int) -> list[
             f"this corpus needs {vocab_size + excess} entries for its characters alone (the "
             f"learner keeps every character seen, up to 1,000, and its '##' form); use "
             f"vocab_size >= {vocab_size + excess}")
-    return [t for t, k in zip(tokens, keep) if k]
+    return [t for t, k in zip(tokens, keep, strict=True) if k]

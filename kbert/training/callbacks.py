@@ -24,7 +24,9 @@ import re
 import keras
 import numpy as np
 
+from kbert.config import read_json_file
 from kbert.errors import KbertError
+from kbert.training.preflight import check_disk_space, run_bytes
 
 
 class TrainingDiverged(ValueError):
@@ -150,8 +152,6 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         """Delete temporary files a killed run left, then check the disk can hold the run."""
-        from kbert.training.preflight import check_disk_space, run_bytes
-
         for leftover in glob.glob(os.path.join(self.directory, "tmp-*.weights.h5")):
             remove_quietly(leftover)
         check_disk_space(self.directory, run_bytes(self.model, self.keep))
@@ -189,8 +189,6 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     @staticmethod
     def latest(directory: str) -> str | None:
         """The path of the newest complete checkpoint in `directory`, or None."""
-        from kbert.config import read_json_file
-
         try:
             path = os.path.join(directory, read_json_file(
                 os.path.join(directory, "checkpoint.json"), ValueError)["file"])
@@ -228,8 +226,6 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     # ------------------------------------------------------------------ reading
     def _record(self) -> dict | None:
         """The committed metadata (None: no backup), with `path` = the verified weights file."""
-        from kbert.config import read_json_file
-
         if not os.path.exists(self._training_metadata_path):
             return None
         try:
@@ -299,7 +295,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             raise CheckpointWriteError(
                 getattr(e, "errno", None) or 0,
                 f"could not record the resume backup in {self._training_metadata_path} "
-                f"({getattr(e, 'strerror', None) or e}); the previous backup stays in force")
+                f"({getattr(e, 'strerror', None) or e}); the previous backup stays in force") from e
         self._committed = path
         for old in glob.glob(os.path.join(self.backup_dir, "*.weights.h5")):
             if os.path.basename(old) != name:

@@ -46,6 +46,7 @@ import tempfile
 
 import keras
 
+from kbert.config import read_json_file
 from kbert.training.callbacks import ResumableBackup
 
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
@@ -81,7 +82,8 @@ def _multi_worker_class():
     """
     global _MULTI_WORKER_CLASS
     if _MULTI_WORKER_CLASS is None:
-        import tensorflow as tf
+        # deferred: TensorFlow, not needed on JAX
+        import tensorflow as tf  # noqa: PLC0415
 
         class KerasMultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
             def reduce(self, reduce_op, value, axis):
@@ -109,7 +111,8 @@ def create_strategy(name: str | None = None, *, devices=None, tpu: str | None = 
         if name == "default":
             return None
         return keras.distribution.DataParallel(devices=devices or keras.distribution.list_devices())
-    import tensorflow as tf
+    # deferred: TensorFlow, not needed on JAX
+    import tensorflow as tf  # noqa: PLC0415
 
     if name == "default":
         return tf.distribute.get_strategy()
@@ -238,7 +241,7 @@ def sum_gradients_before_clipping(optimizer) -> None:
             grads = list(grads)
             present = [i for i, g in enumerate(grads) if g is not None]
             summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in present])
-            for i, g in zip(present, summed):
+            for i, g in zip(present, summed, strict=True):
                 grads[i] = g
         return clip(grads)
 
@@ -269,7 +272,6 @@ def tfrecord_shards(corpus) -> int | None:
     if not isinstance(corpus, (str, os.PathLike)) or not os.path.isfile(
             os.path.join(corpus, "pairs.json")):
         return None
-    from kbert.config import read_json_file
 
     meta = read_json_file(os.path.join(corpus, "pairs.json"), ValueError)
     return len(((meta.get("splits") or {}).get("train") or {}).get("files") or [])
@@ -367,7 +369,8 @@ class DistributedJob:
         policy = shard_policy(self.role.num_workers, tfrecord_shards(corpus))
         if policy == "OFF" or keras.backend.backend() != "tensorflow":
             return dataset
-        import tensorflow as tf
+        # deferred: TensorFlow, not needed on JAX
+        import tensorflow as tf  # noqa: PLC0415
 
         shards = tfrecord_shards(corpus)
         if shards is not None and policy == "DATA":

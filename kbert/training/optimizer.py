@@ -1,4 +1,5 @@
-"""BERT's optimizer: AdamW (decay 0.01, none on LayerNorm and biases), warmup + linear decay, clipping.
+"""BERT's optimizer: AdamW (decay 0.01, none on LayerNorm and biases), warmup + linear decay,
+clipping.
 
 Example:
     >>> from kbert.training.optimizer import WarmupLinearDecay, create_optimizer
@@ -21,7 +22,8 @@ NO_DECAY_NAMES = ("bias", "gamma", "beta")
 def warmup_steps_for(total_steps: int, warmup: float | int) -> int:
     """A warmup given as a fraction of the run (float < 1) or as a step count (int)."""
     if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or warmup < 0:
-        raise ValueError(f"warmup must be a fraction in [0, 1) or a step count >= 0, got {warmup!r}")
+        raise ValueError(
+            f"warmup must be a fraction in [0, 1) or a step count >= 0, got {warmup!r}")
     if isinstance(warmup, float) and warmup < 1:
         return int(round(total_steps * warmup))
     steps = int(warmup)

@@ -11,9 +11,12 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
+
+import numpy as np
 
 from kbert.errors import KbertError
 
@@ -52,8 +55,6 @@ def check_output_dir(path: str | os.PathLike) -> str:
 
 def checkpoint_bytes(model) -> int:
     """Estimated size of one checkpoint (weights + optimizer state) of `model`."""
-    import numpy as np
-
     weights = sum(int(np.prod(w.shape)) for w in model.weights)
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     return _BYTES_PER_WEIGHT * (weights + 2 * trainable)
@@ -63,8 +64,6 @@ def run_bytes(model, keep_checkpoints: int) -> int:
     """Estimated disk space a pre-training run needs at its peak: `keep_checkpoints` step
     checkpoints plus the one being written, the epoch backup and the one replacing it, and the
     final encoder.keras + pretrainer.keras (weights only)."""
-    import numpy as np
-
     weights_only = _BYTES_PER_WEIGHT * sum(int(np.prod(w.shape)) for w in model.weights)
     return (keep_checkpoints + 3) * checkpoint_bytes(model) + 2 * weights_only + _SLACK_BYTES
 
@@ -80,8 +79,6 @@ def check_disk_space(path: str | os.PathLike, needed: int, what: str = "training
         probe = parent
     free = shutil.disk_usage(probe).free
     if free < needed:
-        import errno
-
         raise OutputDirError(
             errno.ENOSPC, f"{path!r}: {free / 2**20:,.0f} MiB free on its disk, but {what} "
                           f"needs about {needed / 2**20:,.0f} MiB (checkpoints, the resume backup "

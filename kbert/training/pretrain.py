@@ -7,7 +7,8 @@ them) with its vocabulary and casing instead of a new model and vocabulary.
 Example:
     >>> from kbert.training.pretrain import PretrainConfig, pretrain
     >>> result = pretrain(PretrainConfig(output_dir="runs/pretrain"))  # doctest: +SKIP
-    >>> result["heldout"]["mlm_accuracy"] > 3 * result["heldout"]["baseline_accuracy"]  # doctest: +SKIP
+    >>> held = result["heldout"]  # doctest: +SKIP
+    >>> held["mlm_accuracy"] > 3 * held["baseline_accuracy"]  # doctest: +SKIP
     True
 
 Files written in `output_dir`:
@@ -27,11 +28,36 @@ Files written in `output_dir`:
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import math
 import os
+import random
 import time
 from typing import Any
+
+import keras
+import numpy as np
+
+from kbert.config import BertConfig, check_known_keys, read_json_file
+from kbert.data.corpus import iter_documents
+from kbert.data.pipeline import pretraining_dataset
+from kbert.fill_mask import fill_mask
+from kbert.models.pretrainer import BertPretrainer
+from kbert.outputs import fit_verbosity
+from kbert.tokenization.tokenizer import BertTokenizer
+from kbert.tokenization.vocab import VOCAB_FILE, Vocabulary
+from kbert.tokenization.vocab_training import train_vocabulary
+from kbert.training.callbacks import (
+    AtomicCheckpoint,
+    StopOnDivergence,
+    TrainingDiverged,
+    remove_quietly,
+    write_json_atomic,
+)
+from kbert.training.distribute import DistributedJob
+from kbert.training.optimizer import create_optimizer, set_precision
+from kbert.training.preflight import check_output_dir
 
 SUMMARY_FILE = "summary.json"
 
@@ -86,17 +112,13 @@ class PretrainConfig:
                                         # it has them, else fresh ones
 
     @classmethod
-    def from_dict(cls, values: dict) -> "PretrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown pretrain config keys {unknown}; known keys: {sorted(known)}")
+    def from_dict(cls, values: dict) -> PretrainConfig:
+        check_known_keys(values, {f.name for f in dataclasses.fields(cls)},
+                         "pretrain config keys", ValueError)
         return cls(**values)
 
     @classmethod
-    def from_json(cls, path: str) -> "PretrainConfig":
-        from kbert.config import read_json_file
-
+    def from_json(cls, path: str) -> PretrainConfig:
         # Size-bounded, UTF-8, an object, no RecursionError on deeply nested input.
         return cls.from_dict(read_json_file(path, error=ValueError))
 
@@ -178,9 +200,6 @@ def is_same_run(config: PretrainConfig, directory: str | None = None) -> bool:
 # ---------------------------------------------------------------------------------- parts
 def prepare_vocabulary(config: PretrainConfig, log=print):
     """The given vocabulary, else the one in output_dir (a re-run reuses it), else a new one."""
-    from kbert.tokenization.vocab import VOCAB_FILE, Vocabulary
-    from kbert.tokenization.vocab_training import train_vocabulary
-
     if config.vocab is not None:
         vocab = Vocabulary.load(config.vocab)
         vocab.save(config.output_dir)
@@ -200,8 +219,6 @@ def prepare_vocabulary(config: PretrainConfig, log=print):
 
 def model_config(config: PretrainConfig, vocab_size: int):
     """The BertConfig of the run; an explicit vocab_size must agree with the vocabulary."""
-    from kbert.config import BertConfig, read_json_file
-
     overrides = config.model
     if isinstance(overrides, str):
         overrides = read_json_file(overrides, error=ValueError)
@@ -237,7 +254,7 @@ def build_datasets(config: PretrainConfig, tokenizer, resume_epoch: int = 0):
     """
     from kbert.data.masking import MaskingOptions
     from kbert.data.pairs import PairOptions
-    from kbert.data.pipeline import BatchOptions, pretraining_dataset
+    from kbert.data.pipeline import BatchOptions
 
     pairs = PairOptions(config.seq_length)
     # A checkpoint's vocabulary has no corpus counts: random replacements are then drawn
@@ -257,8 +274,6 @@ def build_datasets(config: PretrainConfig, tokenizer, resume_epoch: int = 0):
 
 
 def _resume_epoch(backup_dir: str) -> int:
-    from kbert.config import read_json_file
-
     try:
         return int(read_json_file(os.path.join(backup_dir, "training_metadata.json"),
                                   ValueError)["epoch"])
@@ -273,8 +288,6 @@ def evaluate_heldout(model, datasets, batches: int) -> dict:
     baseline_accuracy: the share of the most frequent held-out target token, i.e. the accuracy
     of always predicting it (the strongest single-token predictor, chosen with hindsight).
     """
-    import numpy as np
-
     correct = total = nsp_correct = nsp_total = 0.0
     target_counts: dict[int, float] = {}
     if not isinstance(datasets, (list, tuple)):
@@ -288,7 +301,7 @@ def evaluate_heldout(model, datasets, batches: int) -> dict:
         w = np.asarray(labels["masked_weights"], dtype="float64")
         correct += float((w * (pred == ids)).sum())
         total += float(w.sum())
-        for token, weight in zip(ids[w > 0].tolist(), w[w > 0].tolist()):
+        for token, weight in zip(ids[w > 0].tolist(), w[w > 0].tolist(), strict=True):
             target_counts[token] = target_counts.get(token, 0.0) + weight
         nsp = np.asarray(labels["next_sentence_labels"]).reshape(-1)
         nsp_correct += float((np.argmax(np.asarray(out["nsp_logits"]), -1) == nsp).sum())
@@ -303,11 +316,6 @@ def evaluate_heldout(model, datasets, batches: int) -> dict:
 
 def fill_mask_examples(model, tokenizer, corpus, count: int, seed: int) -> list[dict]:
     """Mask one word in each of `count` held-out sentences and predict it."""
-    import random
-
-    from kbert.fill_mask import fill_mask
-    from kbert.data.corpus import iter_documents
-
     if count <= 0:
         return []
     rng = random.Random(seed)
@@ -340,14 +348,11 @@ def pretrain(config: PretrainConfig | dict | None = None, log=print) -> dict:
     Raises TrainingDiverged (a ValueError) if the loss becomes NaN, naming the step and the
     last good checkpoint; ConfigError if the vocabulary does not fit the model.
     """
-    import keras
-
     if config is None:
         config = PretrainConfig()
     elif isinstance(config, dict):
         config = PretrainConfig.from_dict(config)
     config.validate()
-    from kbert.training.distribute import DistributedJob
 
     previous_policy = keras.mixed_precision.global_policy()
     # First: MultiWorkerMirroredStrategy must be created before any other TensorFlow op.
@@ -393,8 +398,6 @@ def set_up_run(config: PretrainConfig, job, log=print) -> _Run:
     checkpoint's), datasets, compiled model."""
     import keras
 
-    from kbert.training.optimizer import set_precision
-    from kbert.training.preflight import check_output_dir
 
     check_output_dir(config.output_dir)  # creatable and writable: a clear error now
     os.makedirs(config.output_dir, exist_ok=True)
@@ -418,7 +421,6 @@ def set_up_run(config: PretrainConfig, job, log=print) -> _Run:
 def new_model_run(config: PretrainConfig, out: str, precision: str, backup_dir: str,
                   log=print) -> _Run:
     """A run from random weights: its vocabulary (trained or given) and BertConfig (preset)."""
-    from kbert.tokenization.tokenizer import BertTokenizer
 
     vocab = prepare_vocabulary(dataclasses.replace(config, output_dir=out), log)
     return _Run(out=out, vocab=vocab, tokenizer=BertTokenizer(vocab, max_length=config.seq_length),
@@ -431,7 +433,6 @@ def continued_run(config: PretrainConfig, job, out: str, precision: str, backup_
     """A run from `config.init_from`: the checkpoint's vocabulary (saved in `out` with its
     casing in tokenizer_config.json), tokenizer and BertConfig; no vocabulary is trained."""
     from kbert.loading import load
-    from kbert.tokenization.tokenizer import BertTokenizer
 
     with job.scope():  # the checkpoint's variables belong to the job's strategy
         source = load(config.init_from)
@@ -483,7 +484,6 @@ def compiled_model(config: PretrainConfig, run: _Run, job, log=print):
     """The BertPretrainer (new, or from the checkpoint) with its AdamW schedule, compiled in
     the job's scope."""
     from kbert.models.pretrainer import BertPretrainer
-    from kbert.training.optimizer import create_optimizer
 
     with job.scope():
         if run.source is None:
@@ -518,8 +518,6 @@ def describe_run(run: _Run, config: PretrainConfig, job, log=print) -> None:
 def fit_run(run: _Run, config: PretrainConfig, job, log=print):
     """Keras fit with checkpoints, resume backup, metric logs and the NaN stop; returns
     (history, backup). Raises TrainingDiverged naming the last good checkpoint."""
-    from kbert.outputs import fit_verbosity
-    from kbert.training.callbacks import AtomicCheckpoint, StopOnDivergence, TrainingDiverged
 
     divergence = StopOnDivergence()
     checkpoints = AtomicCheckpoint(os.path.join(run.out, "checkpoints"), config.checkpoint_every,
@@ -558,7 +556,6 @@ def write_summary(run: _Run, config: PretrainConfig, job, history, backup, heldo
     """summary.json (written atomically) and the same dict returned."""
     import keras
 
-    from kbert.training.callbacks import write_json_atomic
 
     out = run.out
     summary = {
@@ -603,10 +600,6 @@ def continue_pretraining(init_from, corpus, output_dir: str, log=print, **option
 def metric_loggers(out: str, every_steps: int, log=print) -> list:
     """history.csv (appended across resumes) and TensorBoard logs when TensorBoard is installed
     (TensorFlow 2.21 no longer pulls it in; `pip install tensorboard` to get the logs)."""
-    import importlib.util
-
-    import keras
-
     loggers = [keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=True)]
     if importlib.util.find_spec("tensorboard") is not None:
         loggers.append(keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False,
@@ -618,11 +611,6 @@ def metric_loggers(out: str, every_steps: int, log=print) -> list:
 
 def save_models(model, out: str) -> None:
     """encoder.keras and pretrainer.keras (no optimizer state), each written atomically."""
-    import keras
-
-    from kbert.models.pretrainer import BertPretrainer
-    from kbert.training.callbacks import remove_quietly
-
     # A fresh, uncompiled copy: `.keras` would otherwise carry the optimizer's moments (2x the
     # weights) that inference and fine-tuning do not need.
     clean = BertPretrainer.from_config(model.get_config())
