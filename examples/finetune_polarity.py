@@ -39,7 +39,7 @@ from fetch_polarity import cached_path, fetch_polarity
 
 from kbert.export import export_tflite
 from kbert.export.litert import TFLiteEncoder
-from kbert.tasks import BertClassifier, stratified_split
+from kbert.tasks import BertClassifier, LabelledData, load_labelled, stratified_split
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -74,8 +74,6 @@ SAMPLE = [
 
 
 def load_data(fast: bool, cache_dir: str | None):
-
-    from kbert.tasks import LabelledData, load_labelled
 
     path = cached_path(cache_dir) if fast else fetch_polarity(cache_dir)
     if path is None:

@@ -23,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from kbert.corpora import austen_files, read_lines
+from kbert.data import BatchOptions, MaskingOptions, PairOptions, pretraining_dataset
 from kbert.data.masking import KEEP, MASK, RANDOM
 from kbert.tokenization.tokenizer import BertTokenizer
 from kbert.tokenization.vocab import Vocabulary
@@ -45,9 +46,6 @@ def fast_vocabulary():
 
 
 def trained_vocabulary(fast: bool):
-    from kbert.corpora import austen_files
-    from kbert.tokenization.vocab import Vocabulary
-
     size = 1000 if fast else 8000
     cache = os.path.join(os.path.expanduser("~"), ".cache", "kbert", f"demo-vocab-{size}")
     if not os.path.isfile(os.path.join(cache, "vocab_counts.txt")):
@@ -94,9 +92,6 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=12345)
     args = parser.parse_args(argv)
     start = time.perf_counter()
-
-    from kbert.data import BatchOptions, MaskingOptions, PairOptions, pretraining_dataset
-    from kbert.tokenization.vocab import Vocabulary
 
     if args.vocab:
         vocab = Vocabulary.load(args.vocab)

@@ -46,7 +46,7 @@ def main(argv=None) -> int:
             writer = csv.writer(f)
             writer.writerow(["text", "label"])
             writer.writerows((" ".join(text.split()), label)
-                             for text, label in zip(part.texts, part.labels))
+                             for text, label in zip(part.texts, part.labels, strict=True))
     with open(os.path.join(args.out_dir, "corpus.txt"), "w", encoding="utf-8") as f:
         f.write("\n\n".join(" ".join(t.split()) for t in train.texts) + "\n")
     print(f"train.csv {len(finetune)}, test.csv {len(test)}, corpus.txt {len(train)} sentences")

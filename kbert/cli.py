@@ -35,7 +35,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export",
                "export a SavedModel for TensorFlow Serving (saved_models/<name>/<version>/)"),
     "tflite": ("tflite", "convert an encoder or classifier to TFLite (float32, float16, int8)"),
-    "models": ("models", "list the models kbert loads by name (keras-hub, Hugging Face) and which are cached"),
+    "models": ("models", "list the models kbert loads by name (keras-hub, Hugging Face) and "
+                         "which are cached"),
 }
 
 

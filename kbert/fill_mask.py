@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from kbert.loading import load
+from kbert.loading import ModelSourceError, load
 
 
 def load_pretrainer(source: str):
     """(BertPretrainer, BertTokenizer) from anything `kbert.load` reads that has a masked-LM
     head: a `kbert pretrain` run (or its pretrainer.keras), a transformers BertForPreTraining /
     BertForMaskedLM directory, a Google BERT checkpoint with its `cls/` variables."""
-    from kbert.loading import ModelSourceError
-
     loaded = load(source)
     if type(loaded.model).__name__ != "BertPretrainer":
         what = {"transformers": f"its weights have no {'cls.predictions.*'} keys",

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import json
 import os
 import re
 
@@ -70,7 +71,8 @@ HF_MODELS: dict[str, str] = {
     "intfloat/e5-small-v2": "sentence embeddings, 12 layers, H 384 (\"query: \" / \"passage: \")",
 }
 
-_KERAS_HUB_NAME = re.compile(r"^[a-z0-9.]+(_[a-z0-9.]+)+$")  # bert_base_en_uncased, bge_base_v1.5_en
+# bert_base_en_uncased, bge_base_v1.5_en
+_KERAS_HUB_NAME = re.compile(r"^[a-z0-9.]+(_[a-z0-9.]+)+$")
 _HF_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")  # org/name or a single name
 
 
@@ -134,7 +136,8 @@ def resolve(source: str | os.PathLike, error: type[Exception] = ValueError) -> s
 # ------------------------------------------------------------------ Hugging Face Hub
 def _huggingface_hub(name: str, error: type[Exception]):
     try:
-        import huggingface_hub
+        # deferred: huggingface_hub is an optional dependency
+        import huggingface_hub  # noqa: PLC0415
     except ImportError:
         raise error(f"{name}: no such local path, and loading it from the Hugging Face Hub needs "
                     f"huggingface_hub: {HUB_EXTRA}, or pass a local model directory") from None
@@ -151,7 +154,8 @@ def hf_snapshot(repo: str, revision: str | None, error: type[Exception] = ValueE
     branch), downloading what kbert reads (`HF_FILES`, else `pytorch_model.bin`) unless it is
     cached or `local_files_only`."""
     hub = _huggingface_hub(repo, error)
-    from huggingface_hub import constants, errors, utils
+    # deferred: huggingface_hub is an optional dependency
+    from huggingface_hub import constants, errors, utils  # noqa: PLC0415
 
     label = repo + (f"@{revision}" if revision else "")
     offline = constants.HF_HUB_OFFLINE or local_files_only
@@ -214,7 +218,8 @@ def keras_hub_presets() -> dict[str, dict] | None:
     """keras-hub's registered BERT presets: name -> {"description", "params", "handle"}, or
     None when keras-hub is not installed."""
     try:
-        import keras_hub
+        # deferred: keras_hub is an optional dependency
+        import keras_hub  # noqa: PLC0415
     except ImportError:
         return None
     presets = {}
@@ -234,7 +239,8 @@ def keras_hub_handle(name: str, error: type[Exception] = ValueError) -> str | No
         return None
     if name in presets:
         return presets[name]["handle"]
-    import keras_hub
+    # deferred: keras_hub is an optional dependency
+    import keras_hub  # noqa: PLC0415
 
     everything = keras_hub.models.Backbone.presets
     if name in everything:
@@ -245,7 +251,8 @@ def keras_hub_handle(name: str, error: type[Exception] = ValueError) -> str | No
 
 
 def _kaggle_handle(handle: str, error: type[Exception]):
-    from kagglehub.handle import parse_model_handle
+    # deferred: kagglehub is an optional dependency
+    from kagglehub.handle import parse_model_handle  # noqa: PLC0415
 
     try:
         parsed = parse_model_handle(handle)
@@ -262,7 +269,8 @@ def kaggle_cached(handle: str) -> str | None:
     when the handle has none), else None; never uses the network. A version whose config.json
     and model.weights.h5 keras-hub fetched file by file (`from_preset`) counts as cached."""
     try:
-        from kagglehub.cache import Cache, get_cache_folder
+        # deferred: kagglehub is an optional dependency
+        from kagglehub.cache import Cache, get_cache_folder  # noqa: PLC0415
     except ImportError:
         return None
     h = _kaggle_handle(handle, ValueError)
@@ -292,7 +300,8 @@ def kaggle_bundle(handle: str, error: type[Exception] = ValueError) -> str:
     """The local directory of kagglehub model `handle` (owner/model/framework/variation[/v]):
     from the kagglehub cache when complete there, else downloaded by kagglehub."""
     try:
-        import kagglehub
+        # deferred: kagglehub is an optional dependency
+        import kagglehub  # noqa: PLC0415
     except ImportError:
         raise error(f"kaggle://{handle}: loading a keras-hub / Kaggle model needs kagglehub: "
                     f"pip install kagglehub (or keras-hub), or pass a local directory") from None
@@ -306,7 +315,8 @@ def kaggle_bundle(handle: str, error: type[Exception] = ValueError) -> str:
         cached = kaggle_cached(handle)
         if cached:  # unversioned, Kaggle unreachable: the newest version in the cache
             return cached
-        from kagglehub.config import get_cache_folder
+        # deferred: kagglehub is an optional dependency
+        from kagglehub.config import get_cache_folder  # noqa: PLC0415
 
         reason = " ".join(str(e).split())[:160] or type(e).__name__
         raise error(f"kaggle://{handle} is not in the kagglehub cache ({get_cache_folder()}) "
@@ -328,12 +338,11 @@ class KnownModel:
 def _hf_cached_bert_repos() -> list[str]:
     """Repo ids in the Hugging Face cache whose snapshot has a BERT config.json."""
     try:
-        import huggingface_hub
+        # deferred: huggingface_hub is an optional dependency
+        import huggingface_hub  # noqa: PLC0415
         scan = huggingface_hub.scan_cache_dir()
     except Exception:  # noqa: BLE001 - not installed, no cache yet, unreadable cache
         return []
-    import json
-
     found = []
     for repo in scan.repos:
         if repo.repo_type != "model":

@@ -138,7 +138,8 @@ def import_rdata():
     """The `rdata` package (reads R serialisations), pip-installed into a private directory,
     ~/.cache/kbert/rdata-pylib, when missing, so the project's environment is untouched."""
     try:
-        import rdata  # noqa: F401
+        # deferred: rdata is an optional dependency
+        import rdata  # noqa: F401, PLC0415
         return rdata
     except ImportError:
         pass
@@ -146,7 +147,8 @@ def import_rdata():
     if target not in sys.path:
         sys.path.append(target)  # appended: the system numpy stays first
     try:
-        import rdata
+        # deferred: rdata is an optional dependency
+        import rdata  # noqa: PLC0415
         return rdata
     except ImportError:
         pass
@@ -154,7 +156,8 @@ def import_rdata():
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", target,
                     "rdata"], check=True)
     importlib.invalidate_caches()
-    import rdata
+    # deferred: rdata is an optional dependency
+    import rdata  # noqa: PLC0415
     return rdata
 
 

@@ -25,6 +25,7 @@ import argparse
 import csv
 import dataclasses
 import hashlib
+import importlib
 import io
 import json
 import os
@@ -36,6 +37,7 @@ import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from collections.abc import Callable
 
+import numpy as np
 from fetch_common import (
     apt_download,
     cache_root,
@@ -45,6 +47,8 @@ from fetch_common import (
     read_members,
     write_atomically,
 )
+
+from kbert.tasks import LabelledData, stratified_split
 
 SEED = 0
 
@@ -111,7 +115,7 @@ def fine_foods_rows(frame) -> list[dict]:
     if len(reviews) != len(scores):
         raise ValueError(f"{len(reviews)} reviews but {len(scores)} scores")
     rows = []
-    for number, (review, score) in enumerate(zip(reviews, scores), 1):
+    for number, (review, score) in enumerate(zip(reviews, scores, strict=True), 1):
         text = normalise(re.sub(r"<br\s*/?>", " ", str(review)))
         if not text or score is None or str(score) not in ("great", "other"):
             raise ValueError(f"fine-foods row {number}: review {review!r}, score {score!r}")
@@ -207,8 +211,6 @@ def document_disjoint_split(docs: list[str], scores: dict, test_docs: int,
     """Pairs split so that no document of a test pair is seen in training: a seeded draw of
     `test_docs` documents; pairs inside it -> test, pairs inside the rest -> train, pairs across
     the two are dropped."""
-    import numpy as np
-
     held = set(np.random.default_rng(seed).permutation(len(docs))[:test_docs].tolist())
     parts = {"train": [], "test": []}
     for (i, j), score in sorted(scores.items()):
@@ -223,8 +225,6 @@ def stratified_parts(rows: list[dict], test_fraction: float,
                      seed: int = SEED) -> dict[str, list[dict]]:
     """{"train", "test"} by kbert's own `stratified_split` (each class split in the same
     proportion, seeded), rows kept in their source order inside each part."""
-    from kbert.tasks import LabelledData, stratified_split
-
     ids = LabelledData([str(i) for i in range(len(rows))], [r["label"] for r in rows])
     train, test = stratified_split(ids, test_fraction, seed)
     return {"train": [rows[int(i)] for i in train.texts],
@@ -233,8 +233,6 @@ def stratified_parts(rows: list[dict], test_fraction: float,
 
 # ---------------------------------------------------------------------------------- the builders
 def _script(name: str):
-    import importlib
-
     return importlib.import_module(name)
 
 

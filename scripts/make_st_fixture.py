@@ -77,9 +77,10 @@ def tiny_vocabulary() -> list[str]:
 
 def save_tiny_variant(directory: str, seed: int, modes, normalize: bool, max_seq_length: int,
                       legacy: bool) -> None:
-    import torch
-    import transformers
-    from sentence_transformers import SentenceTransformer, models
+    # deferred: torch / transformers / sentence-transformers are optional dependencies
+    import torch  # noqa: PLC0415
+    import transformers  # noqa: PLC0415
+    from sentence_transformers import SentenceTransformer, models  # noqa: PLC0415
 
     work = directory + ".bert"
     os.makedirs(work, exist_ok=True)
@@ -123,10 +124,11 @@ def main() -> None:
     parser.add_argument("--output", default=OUT)
     args = parser.parse_args()
 
-    import sentence_transformers
-    import torch
-    import transformers
-    from sentence_transformers import SentenceTransformer
+    # deferred: torch / transformers / sentence-transformers are optional dependencies
+    import sentence_transformers  # noqa: PLC0415
+    import torch  # noqa: PLC0415
+    import transformers  # noqa: PLC0415
+    from sentence_transformers import SentenceTransformer  # noqa: PLC0415
 
     if os.path.isdir(args.output):
         shutil.rmtree(args.output)

@@ -15,6 +15,9 @@ from test_training import TINY_MODEL, make_corpus, make_vocab
 import kbert
 import kbert.training.pretrain as pretrain_lib
 from kbert.commands import pretrain as pretrain_cmd
+from kbert.config import BertConfig
+from kbert.convert import save_transformers_checkpoint
+from kbert.models.encoder import BertEncoder
 
 RUN_OPTIONS = dict(seq_length=32, batch_size=8, max_predictions=5, steps=6, steps_per_epoch=3,
                    eval_batches=1, eval_drawings=1, examples=0, verbose=0, learning_rate=5e-3,
@@ -28,10 +31,6 @@ def weights_of(model):
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     """(corpus path, transformers checkpoint dir, its encoder weights): random tiny weights."""
-    from kbert.config import BertConfig
-    from kbert.convert import save_transformers_checkpoint
-    from kbert.models.encoder import BertEncoder
-
     root = tmp_path_factory.mktemp("continued")
     corpus = make_corpus(root / "corpus.txt")
     vocab = make_vocab(corpus, root / "vocab")
@@ -60,14 +59,14 @@ def test_init_from_a_checkpoint_starts_from_its_weights_and_vocabulary(source, t
     assert started["heads"] == "fresh" and summary["init"]["heads"] == "fresh"
     assert summary["init"]["kind"] == "transformers" and summary["steps"] == 6
     assert sum("fresh MLM head" in line for line in lines) == 1
-    for start, original_weight in zip(started["encoder"], source_weights):
+    for start, original_weight in zip(started["encoder"], source_weights, strict=True):
         np.testing.assert_array_equal(start, original_weight)
 
     run = kbert.load(tmp_path / "run")
     assert run.kind == "pretrain_run" and run.tokenizer.lower_case is True
     assert run.encoder.bert_config == kbert.load(checkpoint).encoder.bert_config
     changed = [not np.array_equal(a, b) for a, b in zip(run.encoder.get_weights(),
-                                                         source_weights)]
+                                                         source_weights, strict=True)]
     assert sum(changed) > len(changed) // 2  # trained: most encoder variables moved
     assert (tmp_path / "run" / "vocab.txt").read_bytes() == \
         open(f"{checkpoint}/vocab.txt", "rb").read()
@@ -81,7 +80,8 @@ def test_init_from_a_checkpoint_starts_from_its_weights_and_vocabulary(source, t
                                               log=lines.append, **{**RUN_OPTIONS, "steps": 3})
     assert started["heads"] == again["init"]["heads"] == "imported"
     assert again["init"]["kind"] == "pretrain_run"
-    for start, previous in zip(started["encoder"], run.encoder.get_weights()):
+    for start, previous in zip(started["encoder"], run.encoder.get_weights(),
+                               strict=True):
         np.testing.assert_array_equal(start, previous)
 
 
@@ -120,7 +120,8 @@ def test_cli_pretrain_init_from_then_finetune(source, tmp_path):
                      "--eval-drawings", "1", "--examples", "0", "--no-xla", "--quiet")
     assert done.stdout.count("fresh MLM head") == 1
     rows = [("the cat sat", "a"), ("the dog ran", "b")] * 4
-    (tmp_path / "train.csv").write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in rows))
+    (tmp_path / "train.csv").write_text(
+        "text,label\n" + "".join(f"{t},{label}\n" for t, label in rows))
     kbert_cli("finetune", "--model", "run", "--train", "train.csv", "--epochs", "1",
               "--batch-size", "4", "--output-dir", "clf", "--quiet")
     assert kbert.load(tmp_path / "clf").kind == "task"

@@ -15,6 +15,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from script_loader import BENCH, load_script
 from test_training import TINY_MODEL, make_corpus, make_vocab
 
 from kbert.commands import pretrain as pretrain_cmd
@@ -420,8 +421,6 @@ def test_parameter_count_matches_the_built_models_and_the_table():
     assert cfg.num_parameters() == BertEncoder.from_bert_config(cfg).count_params()
     base = BertConfig.preset("base", vocab_size=30522)
     assert base.num_parameters() == 109_482_240  # bert-base
-    from script_loader import BENCH, load_script
-
     allreduce_table = load_script("allreduce_table", BENCH)
     assert allreduce_table.allreduce_bytes_per_step(1000, 1) == 0
     assert allreduce_table.allreduce_bytes_per_step(1000, 2) == 4000  # 2 (N-1)/N x 4 bytes

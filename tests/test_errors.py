@@ -13,6 +13,7 @@ import pytest
 from kbert.embeddings import TruncationWarning as from_embeddings
 from kbert.errors import KbertError, KbertWarning, TruncationWarning
 from kbert.tasks import TruncationWarning as from_tasks
+from kbert.tasks.datasets import TruncationWarning as from_data
 
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "kbert"
 
@@ -76,7 +77,5 @@ def test_errors_subclass_kbert_error_and_their_builtin(module):
 
 
 def test_one_truncation_warning():
-    from kbert.tasks.datasets import TruncationWarning as from_data
-
     assert from_embeddings is from_tasks is from_data is TruncationWarning
     assert issubclass(TruncationWarning, UserWarning)

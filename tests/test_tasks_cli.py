@@ -7,7 +7,7 @@ import pytest
 from test_tasks_support import encoder, tokenizer
 
 from kbert.commands import classify, finetune
-from kbert.tasks import BertClassifier
+from kbert.tasks import BertClassifier, search
 from kbert.tasks.plots import have_matplotlib
 
 ROWS = [("good film", "pos"), ("great movie", "pos"), ("fun story", "pos"), ("good fun", "pos"),
@@ -97,8 +97,6 @@ def test_finetune_search_and_seeds_keep_the_best_on_validation(tmp_path, capsys,
     """--search tries the grid around the defaults and keeps the best validation trial; --seeds
     reports the spread over seeds; metrics.json records every trial and the kept settings.
     (A 2 x 2 grid here instead of 3 x 2, to keep the test short.)"""
-    from kbert.tasks import search
-
     monkeypatch.setattr(search, "RATE_FACTORS", (1.0, 2.0))
     run = _run_dir(tmp_path)
     train = tmp_path / "train.csv"

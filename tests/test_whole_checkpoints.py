@@ -17,8 +17,11 @@ import warnings
 import numpy as np
 import pytest
 import safetensors.numpy
+import tensorflow as tf
+from pytorch_bin import save_pytorch_bin
 
 import kbert
+from kbert.cli import main
 from kbert.convert import CheckpointError, HeadWeightsWarning, save_transformers_checkpoint
 from kbert.convert.transformers_ckpt import load_transformers_checkpoint
 from kbert.loading import encoder_of
@@ -63,7 +66,7 @@ def assert_matches_reference(model, reference, mlm_key="prediction_logits", nsp=
 
 def assert_same_weights(a, b):
     assert len(a.weights) == len(b.weights)
-    for x, y in zip(a.weights, b.weights):
+    for x, y in zip(a.weights, b.weights, strict=True):
         assert x.path == y.path
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=x.path)
 
@@ -163,8 +166,6 @@ def test_a_stored_tied_decoder_is_accepted_and_an_untied_one_refused(tmp_path, r
 def test_an_old_pytorch_bin_with_gamma_beta_names_and_a_stored_decoder(tmp_path, reference):
     """Old BertForPreTraining files: pytorch_model.bin, LayerNorm gamma / beta, the tied decoder
     and its bias stored (torch.save of the state dict)."""
-    from pytorch_bin import save_pytorch_bin
-
     state = {}
     for key, value in fixture_state().items():
         if "LayerNorm" in key:
@@ -205,8 +206,6 @@ def test_broken_heads_give_one_clear_error(tmp_path, change, message):
 def write_google_checkpoint(directory, state: dict, config: dict):
     """`state` (a transformers BertForPreTraining state dict) under google-research/bert's
     variable names and layouts, written out here independently of the converter."""
-    import tensorflow as tf
-
     def google_name(key):
         name = key.replace("bert.encoder.layer.", "bert/encoder/layer_").replace(".", "/")
         if "LayerNorm" in name:
@@ -305,8 +304,6 @@ def test_fill_mask_command_names_a_missing_masked_lm_head(tmp_path):
 
 
 def test_convert_keeps_the_heads_both_ways(tmp_path, reference):
-    from kbert.cli import main
-
     assert main(["convert", "--from-transformers", str(PRETRAINING),
                  "--output", str(tmp_path / "kb")]) == 0
     assert (tmp_path / "kb" / "pretrainer.keras").is_file()

@@ -29,6 +29,7 @@ import warnings
 
 import numpy as np
 
+from kbert.hub import resolve
 from kbert.outputs import check_output
 
 PROBE = "The quick brown fox jumps over the lazy dog near the river bank."
@@ -60,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _probe_outputs(model, tokenizer) -> np.ndarray:
-    from kbert.loading import encoder_of
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.loading import encoder_of  # noqa: PLC0415
 
     encoder = encoder_of(model)
     packed = tokenizer([PROBE], max_length=min(32, encoder.bert_config.max_position_embeddings))
@@ -76,7 +78,8 @@ def _probe_outputs(model, tokenizer) -> np.ndarray:
 
 def _with_activation(encoder, hidden_act: str):
     """The same weights in an encoder computing `hidden_act`."""
-    from kbert.models.encoder import BertEncoder
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.models.encoder import BertEncoder  # noqa: PLC0415
 
     other = BertEncoder.from_bert_config(encoder.bert_config.replace(hidden_act=hidden_act))
     other.set_weights(encoder.get_weights())
@@ -84,9 +87,9 @@ def _with_activation(encoder, hidden_act: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from kbert import convert
-    from kbert.hub import resolve
-    from kbert.loading import ModelSourceError, encoder_of, load
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert import convert  # noqa: PLC0415
+    from kbert.loading import ModelSourceError, encoder_of, load  # noqa: PLC0415
 
     def reload(directory):  # the pretrainer of a whole checkpoint, else the encoder
         loaded = load(directory)

@@ -73,7 +73,8 @@ def _check(args) -> str | None:
     """The pooling asked for (None: the model's default, decided once it is loaded)."""
     if args.level == "sentence":
         if args.pooling is not None:
-            from kbert.layers.pooling import parse_pooling
+            # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+            from kbert.layers.pooling import parse_pooling  # noqa: PLC0415
 
             try:
                 parse_pooling(args.pooling)

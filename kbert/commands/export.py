@@ -47,9 +47,10 @@ def load_model(source: str, vocab: str | None = None, with_settings: bool = Fals
     """-> (the model to export, its BertTokenizer) for any source `kbert.load` reads: a
     fine-tuned head as it is, a pre-training run as its encoder; `with_settings`: and the
     sentence-transformers settings (`Loaded.sentence`, None for other sources)."""
-    from kbert.export.saved_model import ExportError
-    from kbert.loading import load
-    from kbert.tokenization.tokenizer import BertTokenizer
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.export.saved_model import ExportError  # noqa: PLC0415
+    from kbert.loading import load  # noqa: PLC0415
+    from kbert.tokenization.tokenizer import BertTokenizer  # noqa: PLC0415
 
     loaded = load(source)
     model = loaded.model if loaded.is_task else loaded.encoder
@@ -76,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     print(path)
     if sentence is not None and (args.sentence_pooling is None or args.normalize is None):
         print(f"sentence_embedding: {sentence.describe()}")
-    from kbert.export.op_check import check_serving_ops
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.export.op_check import check_serving_ops  # noqa: PLC0415
 
     report = check_serving_ops(path)
     print(f"ops: {len(report.core)} core TensorFlow, TF-Text: {', '.join(report.tftext)}")

@@ -120,7 +120,8 @@ def resolve_options(args) -> dict:
 
 
 def _load(path: str, options: dict):
-    from kbert.tasks import load_labelled
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.tasks import load_labelled  # noqa: PLC0415
 
     return load_labelled(path, text_column=options["text_column"],
                          text_pair_column=options["text_pair_column"],
@@ -168,7 +169,8 @@ def _choose_windows(model, train, stride: int | None) -> int | None:
 def _fit_with_search(fit, recipe, options: dict, test, problem_type: str):
     """One fit with the recipe; or --search's grid on the validation split, and --seeds runs of
     the chosen settings. Returns (the kept model, its Trial, what metrics.json records)."""
-    from kbert.tasks.search import format_trials, is_better, run_trials, search_grid, spread
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.tasks.search import format_trials, is_better, run_trials, search_grid, spread  # noqa: PLC0415
 
     seed, monitor, seeds, record = options["seed"], recipe.monitor, options["seeds"], {}
     if seeds < 1:
@@ -208,8 +210,9 @@ def _run(options: dict, args, job) -> int:
     # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
     import keras  # noqa: PLC0415
 
-    from kbert.tasks import BertClassifier, LabelMap, stratified_split
-    from kbert.tasks.plots import save_plots
+    # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+    from kbert.tasks import BertClassifier, LabelMap, stratified_split  # noqa: PLC0415
+    from kbert.tasks.plots import save_plots  # noqa: PLC0415
 
     keras.utils.set_random_seed(options["seed"])
     train = _load(options["train"], options)

@@ -16,6 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from kbert.config import PRESETS
+from kbert.hub import catalogue, keras_hub_presets, matches
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pattern", nargs="?", default=None,
@@ -27,9 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kbert.config import PRESETS
-    from kbert.hub import catalogue, keras_hub_presets, matches
-
     rows = catalogue(PRESETS)
     if args.pattern:
         rows = [r for r in rows if matches(r, args.pattern)]

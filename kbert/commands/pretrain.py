@@ -88,7 +88,8 @@ def config_from_args(args):
     if args.quiet:
         values["verbose"] = 2
     if values.get("init_from") is not None:
-        from kbert.training.pretrain import INIT_CONFLICTS
+        # deferred: pulls in TensorFlow; a command loads it only when it runs (fast --help)
+        from kbert.training.pretrain import INIT_CONFLICTS  # noqa: PLC0415
 
         given = [flag for name, flag in INIT_CONFLICTS.items() if getattr(args, name) is not None]
         if given:

@@ -36,6 +36,7 @@ from kbert.convert.safe_pickle import UnsafePickleError, load_pytorch_bin
 from kbert.convert.transformers_ckpt import (
     CheckpointError,
     HeadWeightsWarning,
+    is_pretrainer,
     load_transformers_checkpoint,
     save_transformers_checkpoint,
     transformers_weights_to_encoder,
@@ -58,8 +59,6 @@ def save_kbert_model(model, tokenizer, directory: str | os.PathLike) -> str:
     `model` is a BertEncoder, or a BertPretrainer: then pretrainer.keras is written too, and
     `kbert.load(directory)` gives the pretrainer back (its `.encoder` for everything else).
     """
-
-    from kbert.convert.transformers_ckpt import is_pretrainer
 
     directory = os.fspath(directory)
     encoder = model.encoder if is_pretrainer(model) else model

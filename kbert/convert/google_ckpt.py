@@ -18,7 +18,7 @@ are ignored. The pre-training heads
     cls/predictions/transform/dense/{kernel,bias}          [H, H] ([in, out]), [H]
     cls/predictions/transform/LayerNorm/{gamma,beta}
     cls/predictions/output_bias                            [V] (the decoder is the word table)
-    cls/seq_relationship/output_weights                    [2, H] (stored [out, in]), output_bias [2]
+    cls/seq_relationship/output_weights                    [2, H] ([out, in]), output_bias [2]
 
 load into a `BertPretrainer` with `pretraining_heads=True` (what `kbert.load` asks for); without
 it they are skipped with a HeadWeightsWarning. The mapping goes through the transformers names

@@ -59,16 +59,22 @@ import json
 import os
 import warnings
 
+import h5py
+import keras
+import ml_dtypes  # a Keras dependency
 import numpy as np
 
 from kbert.config import BertConfig, ConfigError
 from kbert.convert.transformers_ckpt import (
     CheckpointError,
+    _vocab_tokens,  # same package
     encoder_variables,
     read_json,
     tokenizer_for_directory,
 )
 from kbert.errors import KbertWarning
+from kbert.models.encoder import BertEncoder
+from kbert.tokenization.vocab import Vocabulary
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -253,8 +259,6 @@ def _float_array(dataset, path: str) -> np.ndarray:
     if isinstance(stored, bytes):
         stored = stored.decode()
     if stored == "bfloat16" and value.dtype.itemsize == 2:
-        import ml_dtypes  # a Keras dependency
-
         value = value.view(ml_dtypes.bfloat16)
     if not np.issubdtype(value.dtype, np.floating) and str(value.dtype) != "bfloat16":
         raise CheckpointError(f"{path}: {dataset.name} holds {stored or value.dtype} values, not "
@@ -268,8 +272,6 @@ def read_keras_hub_weights(path: str, encoder) -> None:
     Raises CheckpointError naming a missing dataset or a shape that does not fit the config;
     nothing is assigned unless everything fits.
     """
-    import h5py
-
     config = encoder.bert_config
     variables = encoder_variables(encoder)
     try:
@@ -315,13 +317,12 @@ def _vars(group, name: str, arrays=()) -> None:
 def write_keras_hub_weights(encoder, path: str) -> None:
     """Write `encoder`'s weights as keras-hub's BertBackbone model.weights.h5 (every layer
     group Keras' `save_weights` writes, weightless ones included)."""
-    import h5py
-
     config = encoder.bert_config
     values = {k: np.asarray(v.numpy(), np.float32) for k, v in encoder_variables(encoder).items()}
     arrays = {}
     for name, joined in _paths(config.num_layers).items():
-        for dataset, array in zip(joined.split(","), _to_keras_hub(name, values[name], config)):
+        for dataset, array in zip(joined.split(","), _to_keras_hub(name, values[name], config),
+                                  strict=True):
             arrays[dataset] = array
 
     def weights(prefix):
@@ -386,8 +387,6 @@ def load_keras_hub_preset(directory: str | os.PathLike, lower_case: bool | None 
     The tokenizer is None when the preset has no `assets/tokenizer/vocabulary.txt` (a backbone
     saved alone). A task preset's head (task.weights.h5) is not imported: a warning says so.
     """
-    from kbert.models.encoder import BertEncoder
-
     directory = os.fspath(directory)
     config_path = os.path.join(directory, CONFIG_FILE)
     values = read_json(config_path)
@@ -421,8 +420,6 @@ def save_keras_hub_preset(encoder, directory: str | os.PathLike, vocab=None,
     `BertTokenizer.from_preset` and `BertTextClassifier.from_preset(directory, num_classes=n)`
     load it. Warns (PresetExportWarning) where keras-hub will compute something else.
     """
-    from kbert.convert.transformers_ckpt import _vocab_tokens  # same package
-
     directory = os.fspath(directory)
     config = encoder.bert_config
     tokens = _vocab_tokens(vocab)
@@ -440,8 +437,6 @@ def save_keras_hub_preset(encoder, directory: str | os.PathLike, vocab=None,
     if lower_case is None and vocab is not None:
         lower_case = getattr(vocab, "lower_case", None)
     if tokens and lower_case is None:
-        from kbert.tokenization.vocab import Vocabulary
-
         lower_case = not Vocabulary(tokens).is_cased
     os.makedirs(directory, exist_ok=True)
 
@@ -452,8 +447,6 @@ def save_keras_hub_preset(encoder, directory: str | os.PathLike, vocab=None,
 
     dump(CONFIG_FILE, config_to_keras_hub(config))
     write_keras_hub_weights(encoder, os.path.join(directory, WEIGHTS_FILE))
-    import keras
-
     dump(METADATA_FILE, {
         "keras_version": keras.version(), "keras_hub_version": KERAS_HUB_VERSION,
         "parameter_count": int(encoder.count_params()),

@@ -49,6 +49,8 @@ from safetensors.numpy import load_file, save_file
 from kbert.config import BertConfig, ConfigError, read_json_file
 from kbert.convert.safe_pickle import load_pytorch_bin
 from kbert.errors import KbertError, KbertWarning
+from kbert.models.encoder import BertEncoder
+from kbert.models.pretrainer import BertPretrainer
 from kbert.tokenization.vocab import Vocabulary
 
 CONFIG_FILE = "config.json"
@@ -324,7 +326,8 @@ def warn_about_heads(source: str, skipped=(), fresh=(), noun: str = "weights") -
         parts.append(f"{len(skipped)} head {noun} are not part of the loaded model and were "
                      f"not imported (e.g. {min(skipped)})")
     if fresh:
-        parts.append(f"the checkpoint has no {' and no '.join(f.removeprefix('the ') for f in fresh)}: "
+        missing = " and no ".join(f.removeprefix("the ") for f in fresh)
+        parts.append(f"the checkpoint has no {missing}: "
                      f"{'they are' if len(fresh) > 1 else 'it is'} freshly initialised (train "
                      f"before relying on pooled_output / nsp_logits)")
     if parts:
@@ -405,8 +408,6 @@ def build_model(config: BertConfig, weights: dict[str, tuple[str, np.ndarray]],
     masked-LM head, from checked {transformers key: (name in the file, array)} maps (encoder
     keys without prefix; head keys `cls.*`, `classifier.*`, ...). Warns once about heads left
     out and parts freshly initialised."""
-    from kbert.models.encoder import BertEncoder
-
     encoder = BertEncoder.from_bert_config(config)
     with_heads = pretraining_heads and _has(head_weights, MLM_PREFIX)
     assign_weights(weights, encoder, source, display=display,
@@ -422,8 +423,6 @@ def build_model(config: BertConfig, weights: dict[str, tuple[str, np.ndarray]],
                      fresh=_fresh_parts(weights, head_weights, with_heads), noun=noun)
     if not with_heads:
         return encoder
-    from kbert.models.pretrainer import BertPretrainer
-
     model = BertPretrainer(encoder)
     variables = pretrainer_head_variables(model)
     for name, value in values.items():

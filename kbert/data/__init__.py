@@ -3,7 +3,7 @@
     corpus.py        Document, iter_documents, document_dataset, detect_format, is_heldout
     segmentation.py  split_sentences, join_lines, heading rules (pure Python)
     pairs.py         NSP pairs as a tf.data transformation (nsp_pairs, PairOptions)
-    masking.py       MlmMasker, MaskingOptions: MLM masking with unigram replacement, whole-word option
+    masking.py       MlmMasker, MaskingOptions: MLM masking, unigram replacement, whole-word option
     pipeline.py      pretraining_dataset (the trainer's entry point), BatchOptions, pair_dataset
     tfrecords.py     NSP pairs as sharded TFRecords (`kbert prepare`), read_pairs
 

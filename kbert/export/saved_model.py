@@ -27,6 +27,7 @@ import tensorflow as tf
 from kbert.errors import KbertError
 from kbert.export.op_check import check_serving_ops
 from kbert.export.warmup import write_warmup_requests
+from kbert.layers.pooling import parse_pooling, pool_sequence
 from kbert.models.encoder import BertEncoder
 from kbert.tasks import BertClassifier, BertMultipleChoice, BertSpanExtractor, BertTokenClassifier
 from kbert.tasks.span_extractor import MAX_QUESTION_LENGTH
@@ -141,10 +142,6 @@ class ServingFunctions:
 
     def __init__(self, model, tokenizer, max_length: int, pad_to_max_length: bool = False,
                  sentence_pooling: str = "cls", sentence_normalize: bool = False):
-        import tensorflow as tf
-
-        from kbert.layers.pooling import parse_pooling
-
         try:
             parse_pooling(sentence_pooling)
         except ValueError as e:
@@ -224,8 +221,6 @@ class ServingFunctions:
     def classify_packed(self, packed, text_index=None, num_texts=None):
         """The classify outputs of packed rows; with `text_index` (windows of long texts,
         kbert.tasks.windows) the mean of each text's window logits, one row per text."""
-        import tensorflow as tf
-
         logits = tf.cast(self.classifier(packed, training=False), tf.float32)
         if text_index is not None:
             logits = tf.math.unsorted_segment_mean(logits, text_index, num_texts)
@@ -364,8 +359,6 @@ class ServingFunctions:
 
         @tf.function(autograph=False, input_signature=[text])
         def sentence_embedding(text):
-            from kbert.layers.pooling import pool_sequence
-
             out = self.encode(pack_text(text))
             mask = tf.cast(out["padding_mask"], tf.float32)[:, :, tf.newaxis]
             total = tf.reduce_sum(out["sequence_output"] * mask, axis=1)

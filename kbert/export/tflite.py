@@ -48,6 +48,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
+from tensorflow_text import tflite_registrar
 
 from kbert.corpora import austen_files, read_lines
 from kbert.errors import KbertWarning
@@ -249,7 +250,10 @@ def export_tflite(model, path: str | os.PathLike, *, tokenizer=None, inputs: str
     max_length = resolve_max_length(model, tokenizer, max_length)
     functions = _TFLiteFunctions(model, tokenizer, max_length, pad_to_max_length)
     name = signature_name(model, inputs, pairs)
-    calibration = (lambda: representative_texts or default_calibration_texts(num_calibration))
+
+    def calibration():
+        return representative_texts or default_calibration_texts(num_calibration)
+
     flatbuffer = _convert(functions, name, inputs, pairs, quantization, calibration)
 
     path = os.fspath(path)
@@ -279,8 +283,6 @@ def _check_arguments(model, inputs: str, quantization: str, pairs: bool) -> None
 def _convert(functions: _TFLiteFunctions, name: str, inputs: str, pairs: bool,
              quantization: str, calibration) -> bytes:
     """Trace the signature, save it as a temporary SavedModel, convert it to a flatbuffer."""
-    import tensorflow as tf
-
     function = functions.ids_function() if inputs == "ids" else functions.text_function(pairs)
     concrete = function.get_concrete_function()
     root = functions.trackable_root([concrete])
@@ -306,8 +308,6 @@ def _convert(functions: _TFLiteFunctions, name: str, inputs: str, pairs: bool,
 def _configure_converter(converter, functions: _TFLiteFunctions, inputs: str, pairs: bool,
                          quantization: str, calibration) -> None:
     """Builtin ops (+ tf-text custom ops for the text form) and the quantization settings."""
-    import tensorflow as tf
-
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if inputs == "text":
         converter.allow_custom_ops = True
@@ -321,8 +321,6 @@ def _configure_converter(converter, functions: _TFLiteFunctions, inputs: str, pa
             functions, inputs, calibration(), pairs)
         if inputs == "text":
             # The calibrator runs the float model, tf-text custom ops included.
-            from tensorflow_text import tflite_registrar
-
             converter.target_spec._experimental_custom_op_registerers = list(
                 tflite_registrar.SELECT_TFTEXT_OPS)
 

@@ -31,7 +31,8 @@ from kbert.tasks.tuning import LayerwiseAdamW, bert_finetuning_optimizer
 __all__ = [
     "BertClassifier", "BertMultipleChoice", "BertSpanExtractor", "BertTokenClassifier",
     "ClassifierPredictions", "ClassificationReport", "DataError",
-    "EncoderSourceError", "LabelMap", "LabelledData", "LayerwiseAdamW", "TruncationReport", "TruncationWarning",
+    "EncoderSourceError", "LabelMap", "LabelledData", "LayerwiseAdamW", "TruncationReport",
+    "TruncationWarning",
     "UnknownLabelError", "bert_finetuning_optimizer", "classification_report", "load_encoder",
     "load_labelled", "stratified_split", "text_dataset",
 ]

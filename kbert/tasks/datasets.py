@@ -4,6 +4,7 @@ counts (`TruncationReport`, warned as `TruncationWarning`)."""
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,9 +29,8 @@ class TruncationReport:
 def truncation_report(tokenizer, texts: Sequence[str], pairs: Sequence[str] | None = None,
                       max_length: int = 128, warn: bool = True) -> TruncationReport:
     """Count what packing to `max_length` removes; warns (TruncationWarning) when anything is."""
-    import warnings
-
-    from kbert.tokenization.packing import num_truncated
+    # deferred: the tokenizer packing is TensorFlow code, not needed on JAX
+    from kbert.tokenization.packing import num_truncated  # noqa: PLC0415
 
     segments = [tokenizer.tokenize(list(texts))]
     if pairs is not None:
@@ -45,7 +45,8 @@ def truncation_report(tokenizer, texts: Sequence[str], pairs: Sequence[str] | No
 def trim_padding(features: dict, multiple: int) -> dict:
     """Cut the all-padding columns of a packed batch, keeping a multiple of `multiple` columns so
     that Keras traces a handful of shapes, not one per batch."""
-    import tensorflow as tf
+    # deferred: TensorFlow, not needed on JAX
+    import tensorflow as tf  # noqa: PLC0415
 
     longest = tf.reduce_max(tf.reduce_sum(features["padding_mask"], axis=-1))
     width = tf.shape(features["token_ids"])[-1]
@@ -67,7 +68,8 @@ def text_dataset(tokenizer, texts: Sequence[str], pairs: Sequence[str] | None = 
     sentences is not padded to the longest sentence of the set, and the model sees only a few
     shapes (few traces / XLA compilations).
     """
-    import tensorflow as tf
+    # deferred: TensorFlow, not needed on JAX
+    import tensorflow as tf  # noqa: PLC0415
 
     columns = [tf.constant(list(texts), tf.string)]
     if pairs is not None:
@@ -123,7 +125,8 @@ def text_dataset(tokenizer, texts: Sequence[str], pairs: Sequence[str] | None = 
 
 def _pad_to(features: dict, multiple: int, max_length: int) -> dict:
     """Pad the sequence axis up to a multiple of `multiple`, at most max_length (pad id 0)."""
-    import tensorflow as tf
+    # deferred: TensorFlow, not needed on JAX
+    import tensorflow as tf  # noqa: PLC0415
 
     width = tf.shape(features["token_ids"])[-1]
     extra = tf.minimum((multiple - width % multiple) % multiple, max_length - width)

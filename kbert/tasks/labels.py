@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from kbert.config import read_json_file
 from kbert.errors import KbertError
 
 
@@ -165,8 +166,6 @@ class LabelMap:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LabelMap:
-        from kbert.config import read_json_file
-
         values = read_json_file(path, DataError)  # size-limited, UTF-8, a JSON object
         if not isinstance(values, dict) or not isinstance(values.get("labels"), list):
             raise DataError(f"{path}: expected {{\"labels\": [...]}}")

@@ -85,7 +85,8 @@ def _rows_from_file(path: str, fmt: str, header: bool, delimiter: str | None, en
     if not rows:
         raise DataError(f"{path}: the file is empty")
     names = rows[0]
-    return [dict(zip(names, r)) for r in rows[1:]], names
+    # strict=False: a short row leaves its missing columns out, as before
+    return [dict(zip(names, r, strict=False)) for r in rows[1:]], names
 
 
 def _detect_format(path: str, fmt: str | None) -> str:
@@ -98,7 +99,8 @@ def _detect_format(path: str, fmt: str | None) -> str:
                       (".ndjson", "jsonl"), (".json", "jsonl")):
         if lower.endswith(ext):
             return name
-    raise DataError(f"{path}: cannot tell the format from the name; pass format='csv'|'tsv'|'jsonl'")
+    raise DataError(f"{path}: cannot tell the format from the name; "
+                    f"pass format='csv'|'tsv'|'jsonl'")
 
 
 def _rows_from_python(source) -> tuple[list, list]:

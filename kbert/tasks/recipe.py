@@ -19,8 +19,9 @@ why each value was chosen.
     >>> r = finetuning_recipe(num_examples=1640, hidden_size=384, batch_size=32)
     >>> r.epochs, r.learning_rate, r.early_stopping
     (9, 0.0001, 2)
-    >>> r.describe()
-    'epochs 9 (1,640 examples, at least 450 steps); lr 0.0001 (hidden 384); early stopping after 2 epochs without a better val_accuracy, best epoch restored'
+    >>> print(r.describe())  # doctest: +NORMALIZE_WHITESPACE
+    epochs 9 (1,640 examples, at least 450 steps); lr 0.0001 (hidden 384); early stopping after 2
+    epochs without a better val_accuracy, best epoch restored
 """
 
 from __future__ import annotations

@@ -103,9 +103,9 @@ def format_trials(trials: list[Trial], monitor: str, chosen: Trial | None = None
              str(t.best_epoch)] + ([f"{t.test_score:.4f}" if t.test_score is not None else "-"]
                                    if has_test else []) for t in trials]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))  # noqa: E731
+    line = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
     out = [line(header)]
-    for trial, row in zip(trials, rows):
+    for trial, row in zip(trials, rows, strict=True):
         out.append(line(row) + ("  <- kept" if trial is chosen else ""))
     return "\n".join(out)
 

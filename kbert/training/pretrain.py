@@ -41,8 +41,11 @@ import numpy as np
 
 from kbert.config import BertConfig, check_known_keys, read_json_file
 from kbert.data.corpus import iter_documents
-from kbert.data.pipeline import pretraining_dataset
+from kbert.data.masking import MaskingOptions
+from kbert.data.pairs import PairOptions
+from kbert.data.pipeline import BatchOptions, pretraining_dataset
 from kbert.fill_mask import fill_mask
+from kbert.loading import encoder_of, load
 from kbert.models.pretrainer import BertPretrainer
 from kbert.outputs import fit_verbosity
 from kbert.tokenization.tokenizer import BertTokenizer
@@ -252,10 +255,6 @@ def build_datasets(config: PretrainConfig, tokenizer, resume_epoch: int = 0):
     A run resumed at epoch e draws its stream with seed + e instead of replaying the batches
     of epochs 0..e-1 (skipping them would cost as much input processing as making them).
     """
-    from kbert.data.masking import MaskingOptions
-    from kbert.data.pairs import PairOptions
-    from kbert.data.pipeline import BatchOptions
-
     pairs = PairOptions(config.seq_length)
     # A checkpoint's vocabulary has no corpus counts: random replacements are then drawn
     # uniformly, as in the reference BERT.
@@ -396,8 +395,6 @@ def _pretrain(config: PretrainConfig, log, job) -> dict:
 def set_up_run(config: PretrainConfig, job, log=print) -> _Run:
     """Output directory, seed, precision, vocabulary and BertConfig (trained and built, or the
     checkpoint's), datasets, compiled model."""
-    import keras
-
 
     check_output_dir(config.output_dir)  # creatable and writable: a clear error now
     os.makedirs(config.output_dir, exist_ok=True)
@@ -432,8 +429,6 @@ def continued_run(config: PretrainConfig, job, out: str, precision: str, backup_
                   log=print) -> _Run:
     """A run from `config.init_from`: the checkpoint's vocabulary (saved in `out` with its
     casing in tokenizer_config.json), tokenizer and BertConfig; no vocabulary is trained."""
-    from kbert.loading import load
-
     with job.scope():  # the checkpoint's variables belong to the job's strategy
         source = load(config.init_from)
     if source.tokenizer is None:
@@ -445,8 +440,6 @@ def continued_run(config: PretrainConfig, job, out: str, precision: str, backup_
                          f"max_position_embeddings {bert_config.max_position_embeddings}")
     saved = os.path.join(config.output_dir, "model_config.json")
     if os.path.isfile(saved) and os.path.isdir(backup_dir):
-        from kbert.config import BertConfig
-
         if BertConfig.from_json(saved) != bert_config:
             raise ValueError(f"{config.output_dir} holds an unfinished run of a different model; "
                              f"use another output_dir or delete its backup/ folder")
@@ -470,9 +463,6 @@ def initial_pretrainer(source, log=print):
 
     Args: source, a `kbert.Loaded`. Returns (model, heads) with heads "imported" or "fresh".
     """
-    from kbert.loading import encoder_of
-    from kbert.models.pretrainer import BertPretrainer
-
     if isinstance(source.model, BertPretrainer):
         return source.model, "imported"
     log(f"fresh MLM head: {source.path} ({source.kind}) has no pre-training heads; the MLM "
@@ -483,8 +473,6 @@ def initial_pretrainer(source, log=print):
 def compiled_model(config: PretrainConfig, run: _Run, job, log=print):
     """The BertPretrainer (new, or from the checkpoint) with its AdamW schedule, compiled in
     the job's scope."""
-    from kbert.models.pretrainer import BertPretrainer
-
     with job.scope():
         if run.source is None:
             model = BertPretrainer.from_bert_config(run.bert_config)
@@ -554,8 +542,6 @@ def evaluate_run(run: _Run, config: PretrainConfig):
 def write_summary(run: _Run, config: PretrainConfig, job, history, backup, heldout,
                   examples) -> dict:
     """summary.json (written atomically) and the same dict returned."""
-    import keras
-
 
     out = run.out
     summary = {
