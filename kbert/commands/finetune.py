@@ -61,7 +61,7 @@ OPTIONS = {
                      "128, or the model's positions when fewer)"),
     "--window-stride": ("window_stride", int, None, "read texts longer than --max-length as "
                         "windows this many pieces apart (0 = truncate; default: windows of "
-                        "stride half a window when truncation would drop over 10% of the "
+                        "stride half a window when truncation would drop over 10%% of the "
                         "training pieces)"),
     "--validation-split": ("validation_split", float, 0.1, "held-out share when no --validation"),
     "--early-stopping": ("early_stopping", int, None, "stop after N epochs without a better "
