@@ -69,7 +69,8 @@ def max_diff(a, b):
 
 
 def kbert_cli(*args):
-    env = dict(os.environ)
+    # a user's environment: no TF_CPP_MIN_LOG_LEVEL (conftest sets it), so the CLI hides TF's lines
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "-m", "kbert.cli", *args], env=env, check=False,
                           capture_output=True, text=True, timeout=600)
