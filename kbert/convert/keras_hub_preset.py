@@ -67,10 +67,10 @@ import numpy as np
 from kbert.config import BertConfig, ConfigError
 from kbert.convert.transformers_ckpt import (
     CheckpointError,
-    _vocab_tokens,  # same package
     encoder_variables,
     read_json,
     tokenizer_for_directory,
+    vocab_tokens,
 )
 from kbert.errors import KbertWarning
 from kbert.models.encoder import BertEncoder
@@ -422,10 +422,7 @@ def save_keras_hub_preset(encoder, directory: str | os.PathLike, vocab=None,
     """
     directory = os.fspath(directory)
     config = encoder.bert_config
-    tokens = _vocab_tokens(vocab)
-    if tokens and len(tokens) != config.vocab_size:
-        raise CheckpointError(f"the vocabulary has {len(tokens)} entries but the encoder's "
-                              f"vocab_size is {config.vocab_size}")
+    tokens = vocab_tokens(vocab, config.vocab_size)
     if config.hidden_act != "gelu_tanh":
         warnings.warn(f"keras-hub's BertBackbone computes the tanh GELU; this encoder uses "
                       f"{config.hidden_act!r}, so keras-hub's outputs will differ from kbert's "

@@ -595,14 +595,20 @@ def load_transformers_checkpoint(directory: str | os.PathLike, *,
     return model, tokenizer
 
 
-def _vocab_tokens(vocab) -> list[str]:
+def vocab_tokens(vocab, vocab_size: int) -> list[str]:
+    """The tokens of a BertTokenizer, Vocabulary, vocab path or token list ([] for None), checked
+    against the model's vocab_size (the writers of transformers and keras-hub folders)."""
     if vocab is None:
         return []
     if hasattr(vocab, "vocab") and isinstance(vocab.vocab, Vocabulary):  # a BertTokenizer
         vocab = vocab.vocab
     if isinstance(vocab, (str, os.PathLike)):
         vocab = Vocabulary.load(vocab)
-    return list(vocab.tokens if isinstance(vocab, Vocabulary) else vocab)
+    tokens = list(vocab.tokens if isinstance(vocab, Vocabulary) else vocab)
+    if tokens and len(tokens) != vocab_size:
+        raise CheckpointError(f"the vocabulary has {len(tokens)} entries but the encoder's "
+                              f"vocab_size is {vocab_size}")
+    return tokens
 
 
 def save_transformers_checkpoint(model, directory: str | os.PathLike, vocab=None,
@@ -617,10 +623,7 @@ def save_transformers_checkpoint(model, directory: str | os.PathLike, vocab=None
     """
     directory = os.fspath(directory)
     config = model.bert_config
-    tokens = _vocab_tokens(vocab)
-    if tokens and len(tokens) != config.vocab_size:
-        raise CheckpointError(f"the vocabulary has {len(tokens)} entries but the encoder's "
-                              f"vocab_size is {config.vocab_size}")
+    tokens = vocab_tokens(vocab, config.vocab_size)
     if lower_case is None and vocab is not None:
         lower_case = getattr(vocab, "lower_case", None)
     os.makedirs(directory, exist_ok=True)
