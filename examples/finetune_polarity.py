@@ -32,6 +32,8 @@ import time
 import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# fetch_polarity.py lives in scripts/, not in a package
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "scripts"))
 
 import keras
 import numpy as np
@@ -42,7 +44,6 @@ from kbert.export.litert import TFLiteEncoder
 from kbert.tasks import BertClassifier, LabelledData, load_labelled, stratified_split
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
 
 # A built-in labelled sample for --fast without the cached CSV (written for this example).
 SAMPLE = [
