@@ -188,6 +188,7 @@ def test_pair_classifier_fit_predict_save_and_load(tmp_path):
     # a large learning rate makes the validation loss jump around between epochs
     history = model.fit_texts(PAIRS, validation=PAIRS, epochs=3, batch_size=2, learning_rate=0.3,
                               warmup=0, verbose=0, callbacks=[record],
+                              early_stopping_patience=3,  # given: restores even on a tiny split
                               monitor="val_loss")  # the default monitors val_accuracy
     assert len(history.history["val_loss"]) == 3
     best = int(np.argmin(record.val_losses))

@@ -9,6 +9,7 @@ from kbert.tasks import BertClassifier, LabelledData
 from kbert.tasks.recipe import (
     MAX_EPOCHS,
     MIN_STEPS,
+    MIN_VALIDATION,
     epochs_for,
     finetuning_recipe,
     learning_rate_for,
@@ -50,9 +51,21 @@ def test_defaults_are_explained_in_one_line():
 
 def test_early_stopping_off_without_validation_or_when_zero_and_patience_grows():
     assert finetuning_recipe(1_000, 384, early_stopping=0).early_stopping is None
-    assert finetuning_recipe(1_000, 384, has_validation=False).early_stopping is None
+    assert finetuning_recipe(1_000, 384, validation_examples=0).early_stopping is None
     assert "no early stopping" in finetuning_recipe(1_000, 384, early_stopping=0).describe()
     assert finetuning_recipe(100, 384).early_stopping == 3  # 30 epochs: more patience
+
+
+def test_too_small_a_validation_split_keeps_the_last_epoch_unless_patience_is_given():
+    small = finetuning_recipe(44, 384, validation_examples=5)
+    assert small.early_stopping is None and not small.restore_best
+    assert small.describe().endswith("no early stopping (5 validation examples, too few to "
+                                     "choose an epoch by); the last epoch is kept")
+    enough = finetuning_recipe(44, 384, validation_examples=MIN_VALIDATION)
+    assert enough.early_stopping == 3 and enough.restore_best
+    given = finetuning_recipe(44, 384, early_stopping=2, validation_examples=5)
+    assert given.early_stopping == 2 and given.restore_best
+    assert finetuning_recipe(44, 384).restore_best  # size not known: taken as enough
 
 
 def test_regression_monitors_loss():
@@ -74,11 +87,14 @@ def test_fit_texts_uses_the_recipe(capsys):
     history = model.fit_texts(LabelledData(texts, labels), LabelledData(texts[:4], labels[:4]),
                               batch_size=8, verbose=2)
     printed = capsys.readouterr().out
-    recipe = model.finetuning_recipe(16, 8)
+    recipe = model.finetuning_recipe(16, 8, validation_examples=4)
     assert printed.count(recipe.describe()) == 1
-    assert recipe.epochs == MAX_EPOCHS and recipe.early_stopping == 3  # 2 steps an epoch
+    assert recipe.epochs == MAX_EPOCHS  # 2 steps an epoch
+    # 4 validation examples cannot choose an epoch: every epoch runs, the last is kept
+    assert recipe.early_stopping is None and not recipe.restore_best
+    assert "4 validation examples, too few to choose an epoch by); the last epoch" in printed
     epochs_run = len(history.history["loss"])
-    assert epochs_run <= recipe.epochs
+    assert epochs_run == recipe.epochs
     assert model.optimizer.learning_rate.numpy() < recipe.learning_rate  # decayed from the peak
     assert model.optimizer.iterations.numpy() == 2 * epochs_run
 
@@ -86,6 +102,7 @@ def test_fit_texts_uses_the_recipe(capsys):
 def test_given_values_are_not_printed(capsys):
     model = with_tokenizer(BertClassifier(encoder(), num_classes=2), max_length=16)
     data = LabelledData(["good film", "bad film"] * 2, ["pos", "neg"] * 2)
-    history = model.fit_texts(data, data, epochs=2, learning_rate=1e-3, batch_size=4, verbose=2)
+    history = model.fit_texts(data, data, epochs=2, learning_rate=1e-3, batch_size=4, verbose=2,
+                              early_stopping_patience=0)
     assert "(given)" not in capsys.readouterr().out
     assert len(history.history["loss"]) == 2

@@ -252,7 +252,8 @@ def _run(options: dict, args, job) -> int:
         stride = _choose_windows(fresh[0], train, options["window_stride"])
         recipe = fresh[0].finetuning_recipe(
             fresh[0].training_rows(train), options["batch_size"], epochs=options["epochs"],
-            learning_rate=options["learning_rate"], early_stopping=options["early_stopping"])
+            learning_rate=options["learning_rate"], early_stopping=options["early_stopping"],
+            validation_examples=len(validation))
         print(recipe.describe())
         os.makedirs(options["output_dir"], exist_ok=True)
         out = job.write_dir  # output_dir on the chief; another worker writes to a temp dir
@@ -266,7 +267,7 @@ def _run(options: dict, args, job) -> int:
                 learning_rate=learning_rate, warmup=options["warmup"],
                 weight_decay=options["weight_decay"],
                 layerwise_lr_decay=options["layerwise_lr_decay"],
-                early_stopping_patience=recipe.early_stopping or 0, seed=seed, verbose=verbose)
+                early_stopping_patience=options["early_stopping"], seed=seed, verbose=verbose)
             return model, history
 
         model, trial, search = _fit_with_search(fit, recipe, options, test, problem_type)

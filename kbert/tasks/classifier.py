@@ -303,13 +303,14 @@ class BertClassifier(TaskModel):
     def finetuning_recipe(self, num_examples: int, batch_size: int = 32, *,
                           epochs: int | None = None, learning_rate: float | None = None,
                           early_stopping: int | None = None,
-                          has_validation: bool = True) -> Recipe:
+                          validation_examples: int | None = None) -> Recipe:
         """The epochs, learning rate and early stopping `fit_texts` uses for this model on a set
         of `num_examples` (kbert.tasks.recipe): what is given wins, the rest follows the set's
         size and the encoder's width."""
         return finetuning_recipe(num_examples, self.encoder.bert_config.hidden_size, batch_size,
                                  epochs=epochs, learning_rate=learning_rate,
-                                 early_stopping=early_stopping, has_validation=has_validation,
+                                 early_stopping=early_stopping,
+                                 validation_examples=validation_examples,
                                  problem_type=self.problem_type)
 
     def fit_texts(self, train: LabelledData, validation: LabelledData | None = None,
@@ -328,7 +329,8 @@ class BertClassifier(TaskModel):
         `epochs * ceil(len(train) / batch_size)` steps (`compile=False` keeps your own compile),
         and with validation data restores the weights of the best epoch by `monitor` (validation
         accuracy, or loss for regression) at the end (also saved to `checkpoint_path`, a
-        `.weights.h5` file, if given).
+        `.weights.h5` file, if given); with fewer than `recipe.MIN_VALIDATION` validation examples
+        and no patience given, every epoch runs and the last is kept.
         """
         if train.labels is None:
             raise DataError("fit_texts needs labelled training data")
@@ -338,7 +340,8 @@ class BertClassifier(TaskModel):
         rows = self.training_rows(train)
         recipe = self.finetuning_recipe(
             rows, batch_size, epochs=epochs, learning_rate=learning_rate,
-            early_stopping=early_stopping_patience, has_validation=validation is not None)
+            early_stopping=early_stopping_patience,
+            validation_examples=0 if validation is None else len(validation))
         if verbose != 0 and recipe.reasons:
             print(recipe.describe())
         epochs, monitor = recipe.epochs, monitor or recipe.monitor
@@ -351,13 +354,14 @@ class BertClassifier(TaskModel):
         callbacks = list(callbacks or [])
         if validation is not None:
             val_ds = self.text_dataset(validation, batch_size)
+        best = validation is not None and recipe.restore_best
+        if best:
             callbacks.append(keras.callbacks.EarlyStopping(
                 monitor=monitor, patience=recipe.early_stopping or epochs,
                 restore_best_weights=True, mode="auto"))
-            if checkpoint_path:
-                callbacks.append(keras.callbacks.ModelCheckpoint(
-                    checkpoint_path, monitor=monitor, save_best_only=True,
-                    save_weights_only=True))
+        if checkpoint_path and validation is not None:  # the weights fit_texts leaves
+            callbacks.append(keras.callbacks.ModelCheckpoint(
+                checkpoint_path, monitor=monitor, save_best_only=best, save_weights_only=True))
         # shuffle=False: the pipeline already reshuffles every epoch (seeded)
         return self.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
                         verbose=verbose, shuffle=False)
