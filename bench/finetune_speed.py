@@ -23,9 +23,10 @@ weights of the same shape.
   hf_padded     the same, tokenized with `padding="max_length"` as in transformers' fine-tuning
                 tutorial.
 Timed: the whole process (interpreter start, imports, reading the data, tokenizing, building,
-training, evaluating, and for kbert saving) and, inside it, the run from reading the data to
-the trained model. Ratios are the anchor's median over kbert's median. The transformers arms
-need torch and transformers (+ accelerate) in `--torch-python`'s environment.
+training, evaluating, and for kbert saving) and, inside it, the run without the interpreter's
+start (framework imports included: each system imports its framework inside the run). Ratios
+are the anchor's median over kbert's median. The transformers arms need torch and transformers
+(+ accelerate) in `--torch-python`'s environment.
 """
 
 from __future__ import annotations
@@ -228,12 +229,13 @@ def main(argv=None) -> int:
             run = _one(system, job, python)
             runs[system].append(run)
             print(f"rep {rep + 1} {system:10s} process {run['process_s']:7.1f} s   "
-                  f"data -> trained {run['run_s']:7.1f} s", flush=True)
+                  f"run {run['run_s']:7.1f} s", flush=True)
     load.append(os.getloadavg()[0])
     summary = {s: {k: statistics.median(r[k] for r in rs) for k in ("process_s", "run_s")}
                for s, rs in runs.items()}
-    print(f"\n| system | whole process (s) | data -> trained model (s) | anchor / kbert |\n"
-          f"|---|---|---|---|  (median of {args.reps}; load {load[0]:.2f} -> {load[1]:.2f})")
+    print(f"\nmedians of {args.reps} interleaved run(s); load average {load[0]:.2f} -> "
+          f"{load[1]:.2f}\n\n| system | whole process (s) | run without interpreter start (s) "
+          "| anchor / kbert |\n|---|---|---|---|")
     for system, s in summary.items():
         ratio = (f"{s['process_s'] / summary['kbert']['process_s']:.2f}x"
                  if "kbert" in summary and system != "kbert" else "")
