@@ -124,4 +124,7 @@ def test_finetune_search_and_seeds_keep_the_best_on_validation(tmp_path, capsys,
     kept = max(seeds, key=lambda row: row["score"])
     assert metrics["options"]["seed"] == kept["seed"]
     assert all(0.0 <= row["test_score"] <= 1.0 for row in seeds)
+    # 4 validation examples choose no epoch: every run keeps, and is scored by, its last one
+    assert "4 validation examples, too few to choose an epoch by); the last epoch" in printed
+    assert all(row["best_epoch"] == row["epochs"] for row in trials + seeds)
     assert len(metrics["history"]["loss"]) == kept["epochs"] or kept["best_epoch"] <= kept["epochs"]

@@ -181,7 +181,7 @@ def _fit_with_search(fit, recipe, options: dict, test, problem_type: str):
         score_test = lambda model: model.evaluate_texts(test).accuracy  # noqa: E731
     if options["search"]:
         grid = [(lr, n, seed) for lr, n in search_grid(recipe.learning_rate, recipe.epochs)]
-        model, best, trials = run_trials(fit, grid, monitor)
+        model, best, trials = run_trials(fit, grid, monitor, keep_last=not recipe.restore_best)
         print(f"\n== search on the validation split ==\n{format_trials(trials, monitor, best)}")
         record["search"] = [t.row() for t in trials]
         learning_rate, epochs, kept = best.learning_rate, best.epochs, (model, best)
@@ -192,7 +192,8 @@ def _fit_with_search(fit, recipe, options: dict, test, problem_type: str):
     # the search already ran the chosen settings with `seed`
     runs = [(learning_rate, epochs, seed + k) for k in range(1 if kept else 0, seeds)]
     model, best, trials = run_trials(fit, runs, monitor, score_test,
-                                     log=print if seeds > 1 else (lambda line: None))
+                                     log=print if seeds > 1 else (lambda line: None),
+                                     keep_last=not recipe.restore_best)
     if kept:
         trials = [kept[1]] + trials
         if not is_better(best, kept[1], monitor):

@@ -59,16 +59,27 @@ def best_of(history: dict, monitor: str) -> tuple[float, int]:
     return float(value), values.index(value) + 1
 
 
+def last_of(history: dict, monitor: str) -> tuple[float, int]:
+    """The last epoch's value of `monitor` and that epoch (what a run that keeps its last epoch
+    is worth)."""
+    values = history.get(monitor)
+    if not values:
+        raise ValueError(f"the training history has no {monitor!r} (was there validation data?)")
+    return float(values[-1]), len(values)
+
+
 def lower_is_better(monitor: str) -> bool:
     return monitor.endswith(("loss", "mae"))
 
 
 def run_trials(fit: Callable, settings: list[tuple[float, int, int]], monitor: str,
-               score_test: Callable | None = None, log=print):
+               score_test: Callable | None = None, log=print, keep_last: bool = False):
     """Fit each (learning rate, epochs, seed); keep the model with the best validation score.
 
     `fit(learning_rate, epochs, seed)` returns (model, keras History). `score_test(model)`, if
     given, scores each trial's model on the test set (reported, never used to choose).
+    `keep_last`: the runs keep their last epoch (a validation split too small to choose an
+    epoch by, `Recipe.restore_best` False), so each is scored by that epoch.
     Returns (best model, its Trial, every Trial).
     """
     best_model, best, trials = None, None, []
@@ -76,7 +87,7 @@ def run_trials(fit: Callable, settings: list[tuple[float, int, int]], monitor: s
         log(f"-- trial {number}/{len(settings)}: lr {learning_rate:g}, epochs {epochs}, "
             f"seed {seed}")
         model, history = fit(learning_rate, epochs, seed)
-        score, epoch = best_of(history.history, monitor)
+        score, epoch = (last_of if keep_last else best_of)(history.history, monitor)
         trial = Trial(learning_rate, epochs, seed, score, epoch,
                       score_test(model) if score_test else None,
                       {k: [float(v) for v in values] for k, values in history.history.items()})
