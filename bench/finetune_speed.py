@@ -42,6 +42,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from finetune_quality import default_model, fetch, read_jsonl  # noqa: E402
 from results_files import results_json  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,15 +51,9 @@ SHAPE = {"vocab_size": 30522, "hidden": 384, "layers": 6, "heads": 12, "intermed
          "positions": 512}
 
 
-def _read(path: str, limit: int | None):
-    texts, labels = [], []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            texts.append(row["text"])
-            labels.append(row["label"])
-            if limit and len(texts) == limit:
-                break
+def _read(path: str):
+    """Texts and integer labels (the classes in sorted order)."""
+    texts, labels = read_jsonl(path)
     names = sorted(set(labels), key=str)
     return texts, [names.index(label) for label in labels]
 
@@ -80,8 +75,8 @@ def _worker_keras_hub(job: dict) -> None:
     import keras  # noqa: PLC0415
     import keras_hub  # noqa: PLC0415
 
-    train = _read(job["train"], job["limit"])
-    test = _read(job["test"], job["limit"])
+    train = _read(job["train"])
+    test = _read(job["test"])
     keras.utils.set_random_seed(0)
     backbone = keras_hub.models.BertBackbone(
         vocabulary_size=SHAPE["vocab_size"], num_layers=SHAPE["layers"],
@@ -108,8 +103,8 @@ def _worker_hf(job: dict, padded: bool) -> None:
         TrainingArguments,
     )
 
-    train = _read(job["train"], job["limit"])
-    test = _read(job["test"], job["limit"])
+    train = _read(job["train"])
+    test = _read(job["test"])
     tokenizer = BertTokenizerFast(vocab_file=job["vocab"], do_lower_case=True)
     padding = "max_length" if padded else False
 
@@ -155,14 +150,6 @@ def worker(system: str, job: dict) -> None:
 
 
 # ------------------------------------------------------------------------------ driver
-def _fetch_polarity(cache_dir: str | None) -> str:
-    command = [sys.executable, os.path.join(ROOT, "scripts", "fetch_labelled.py"), "polarity"]
-    if cache_dir:
-        command += ["--cache-dir", cache_dir]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return done.stdout.strip().splitlines()[-1]
-
-
 def _one(system: str, job: dict, python: str) -> dict:
     tmp = tempfile.mkdtemp(prefix=f"ftspeed-{system}-")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
@@ -203,10 +190,8 @@ def main(argv=None) -> int:
         worker(args.worker, json.loads(args.job))
         return 0
 
-    from finetune_quality import default_model  # noqa: PLC0415  (driver only)
-
     model = args.model or default_model()
-    directory = args.data_dir or _fetch_polarity(args.cache_dir)
+    directory = args.data_dir or fetch("polarity", args.cache_dir)
     train, test = (os.path.join(directory, f"{p}.jsonl") for p in ("train", "test"))
     if args.limit:
         small = tempfile.mkdtemp(prefix="ftspeed-data-")
@@ -218,7 +203,7 @@ def main(argv=None) -> int:
         train, test = (os.path.join(small, f"{p}.jsonl") for p in ("train", "test"))
     job = {"model": model, "vocab": os.path.join(model, "vocab.txt"), "train": train,
            "test": test, "epochs": args.epochs, "max_length": args.max_length,
-           "batch": args.batch, "limit": None}
+           "batch": args.batch}
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     load = [os.getloadavg()[0]]
     runs: dict[str, list[dict]] = {s: [] for s in systems}
